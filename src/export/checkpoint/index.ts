@@ -1,0 +1,59 @@
+/**
+ * Finds and opens the weights in a model directory:
+ *   model.safetensors                 → HF format, one file
+ *   model.safetensors.index.json      → HF format, sharded
+ *   pytorch_model.bin                 → mamba_ssm format (torch.save zip)
+ * (config.json is read elsewhere.)
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CheckpointError, type TensorStore } from './types.js';
+import { SAFETENSORS_INDEX_FILE, openSafetensors, openSafetensorsIndex } from './safetensors.js';
+import { openTorchCheckpoint } from './torch.js';
+
+export type CheckpointFormat = 'hf' | 'mamba_ssm';
+
+export interface OpenedCheckpoint {
+  readonly store: TensorStore;
+  readonly format: CheckpointFormat;
+  /** The file that was opened (the index file for a sharded checkpoint). */
+  readonly weightsPath: string;
+}
+
+const CANDIDATES: readonly { file: string; format: CheckpointFormat; open: (p: string) => Promise<TensorStore> }[] = [
+  { file: 'model.safetensors', format: 'hf', open: openSafetensors },
+  { file: SAFETENSORS_INDEX_FILE, format: 'hf', open: openSafetensorsIndex },
+  { file: 'pytorch_model.bin', format: 'mamba_ssm', open: openTorchCheckpoint },
+];
+
+async function isFile(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Open the checkpoint in `dir`, trying the files above in that order. */
+export async function openCheckpoint(dir: string): Promise<OpenedCheckpoint> {
+  let dirStat;
+  try {
+    dirStat = await stat(dir);
+  } catch (err) {
+    throw new CheckpointError(dir, `cannot open checkpoint directory: ${(err as Error).message}`);
+  }
+  if (!dirStat.isDirectory()) throw new CheckpointError(dir, 'expected a checkpoint directory, got a file');
+  for (const c of CANDIDATES) {
+    const weightsPath = join(dir, c.file);
+    if (await isFile(weightsPath)) return { store: await c.open(weightsPath), format: c.format, weightsPath };
+  }
+  const shardedTorch = (await isFile(join(dir, 'pytorch_model.bin.index.json')))
+    ? ' (found pytorch_model.bin.index.json: sharded torch checkpoints are not supported; convert them to safetensors)'
+    : '';
+  throw new CheckpointError(dir, `no weights found: looked for ${CANDIDATES.map((c) => c.file).join(', ')}${shardedTorch}`);
+}
+
+export { CheckpointError } from './types.js';
+export type { TensorStore, TensorInfo, CkptDType } from './types.js';
+export { openSafetensors, openSafetensorsIndex } from './safetensors.js';
+export { openTorchCheckpoint } from './torch.js';

@@ -1,0 +1,77 @@
+/**
+ * The Mamba-2 language model graph (spec §1.1): embedding → NL × (x + Mixer(RMSNorm(x))) →
+ * RMSNorm → lm_head. One graph serves every call: an If on sequence == 1 takes the recurrent
+ * single-step path (no chunk machinery, no padding); otherwise the chunked SSD path runs. Both
+ * branches read the same initializers, so the weights exist once.
+ *
+ *   input_ids [B,L] ─ Gather ─ h [B,L,D] ─ If(L == 1) ─ then: step layers on [B,D] ─┐
+ *                                                    └ else: chunked layers [B,L,D] ┴─ logits, present_*
+ */
+import { ModelBuilder } from '../graph/builder.js';
+import type { GraphBuilder } from '../graph/builder.js';
+import type { ModelIR } from '../graph/ir.js';
+import * as op from '../graph/ops.js';
+import type { Value } from '../graph/value.js';
+import { B, Ctx, L, linear, rmsNorm } from './blocks.js';
+import type { TensorStore } from './checkpoint/types.js';
+import type { Mamba2Config } from './config-types.js';
+import { IO_NAMES, ioTable } from './io.js';
+import { type LayerState, mamba2Mixer, mamba2MixerStep } from './mixer.js';
+import { declareWeights, type ModelWeights } from './weights.js';
+
+export interface BuildOptions {
+  /** Overrides the config's chunk size Q (the math does not depend on it). */
+  chunkSize?: number;
+  producerVersion?: string;
+  docString?: string;
+}
+
+type Mixer = typeof mamba2Mixer;
+
+/** Residual stack + final norm + head, shared by both branches; x is [B,L,D] or [B,D]. */
+function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[], mixer: Mixer): Value[] {
+  const { g, c } = ctx;
+  let x = x0;
+  const out: Value[] = [];
+  for (let i = 0; i < c.nLayer; i++) {
+    const lw = w.layers[i]!;
+    const r = g.scope(`layers.${i}`, () => {
+      const m = mixer(ctx, lw, rmsNorm(g, 'norm', x, lw.norm, c.normEps), states[i]!);
+      return { x: op.Add(g, x, m.y), state: m.state }; // residual in fp32
+    });
+    x = r.x;
+    out.push(r.state.conv, r.state.ssm);
+  }
+  const y = rmsNorm(g, 'norm_f', x, w.normF, c.normEps);
+  const logits = linear(ctx, 'lm_head', y, w.lmHead);
+  return [logits, ...out];
+}
+
+export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: BuildOptions = {}): ModelIR {
+  const c: Mamba2Config = opts.chunkSize ? { ...c0, chunkSize: opts.chunkSize } : c0;
+  const m = new ModelBuilder({ name: 'mamba2', producerVersion: opts.producerVersion, docString: opts.docString });
+  const g = m.graph;
+  const io = ioTable(c);
+  const ids = g.input(IO_NAMES.inputIds, 'int64', io.inputs[0]!.shape); // [B,L]
+  const past: LayerState[] = [];
+  for (let i = 0; i < c.nLayer; i++) {
+    const [conv, ssm] = [io.inputs[1 + 2 * i]!, io.inputs[2 + 2 * i]!];
+    past.push({ conv: g.input(conv.name, conv.dtype, conv.shape), ssm: g.input(ssm.name, ssm.dtype, ssm.shape) });
+  }
+  const w = declareWeights(g, c, store);
+  const h = g.scope('embeddings', () => op.Gather(g, w.embedding, ids)); // [B,L,D]
+  const bl = op.Shape(g, ids); // [2] = [B,L]
+  const isStep = op.Squeeze(g, op.Equal(g, op.Slice(g, bl, [1], [2], [0]), g.constant('int64', [1], [1])), [0]); // bool
+  const shapes = io.outputs.map((o) => o.shape);
+  const step = (sg: GraphBuilder) => {
+    const outs = layersAndHead(new Ctx(sg, c), w, op.Squeeze(sg, h, [1]), past, mamba2MixerStep); // [B,D]
+    return [op.Unsqueeze(sg, outs[0]!, [1]), ...outs.slice(1)]; // logits [B,1,V]
+  };
+  const chunked = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl), w, h, past, mamba2Mixer);
+  const results = op.If(g, isStep, shapes, step, chunked);
+  io.outputs.forEach((o, k) => g.output(results[k]!, o.name, o.shape));
+  m.metadata['mamba2_onnx.config'] = JSON.stringify(c);
+  return m.finish();
+}
+
+export { B, L };

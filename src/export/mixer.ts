@@ -1,0 +1,104 @@
+/**
+ * The Mamba-2 mixer (spec §1.2), for a sequence (chunked SSD) and for one token (recurrent step).
+ * Ref: state-spaces/mamba `Mamba2.forward` / `Mamba2.step`; tommyip/mamba2-minimal.
+ * Glossary: B batch, L sequence, D d_model, DI d_ssm, F in_proj width, Cdim conv channels,
+ * H heads, P head dim, G groups, N state.
+ */
+import * as op from '../graph/ops.js';
+import type { Value } from '../graph/value.js';
+import { B, type Ctx, gatedRmsNorm, L, linear, silu } from './blocks.js';
+import { causalConv, causalConvStep } from './conv.js';
+import { ssdChunked, ssdStep } from './ssd.js';
+import type { LayerWeights } from './weights.js';
+
+export interface LayerState {
+  conv: Value; // [B,Cdim,K-1]
+  ssm: Value; // [B,H,P,N]
+}
+
+/** dt = clamp(softplus(dt + dt_bias), dt_limit); softplus is the identity above 20 (spec §6.5). */
+function dtPipeline(ctx: Ctx, dt: Value, bias: Value): Value {
+  const { g, c } = ctx;
+  return g.scope('dt', () => {
+    const v = op.Add(g, dt, bias); // [...,H]
+    const sp = op.Where(g, op.Greater(g, v, g.constant('float32', [], [20])), v, op.Softplus(g, v)); // [...,H]
+    const [lo, hi] = c.dtLimit;
+    let out = sp;
+    if (lo > 0) out = op.Max(g, out, g.constant('float32', [], [lo]));
+    if (Number.isFinite(hi)) out = op.Min(g, out, g.constant('float32', [], [hi]));
+    return out; // [...,H]
+  });
+}
+
+/** A = −exp(A_log), in fp32 (spec §6.6). */
+const decayRate = (ctx: Ctx, aLog: Value): Value => op.Neg(ctx.g, op.Exp(ctx.g, aLog)); // [H]
+
+/** D as [H,1] (per head) or [H,P] (D_has_hdim), to broadcast over [...,H,P]. */
+const skipWeight = (ctx: Ctx, D: Value): Value => op.Reshape(ctx.g, D, [ctx.c.nHeads, ctx.c.dHasHdim ? ctx.c.headDim : 1]);
+
+/** Splits the in_proj output into [z0, x0,] z, xBC, dt (spec §1.2 step 2). */
+function splitInProj(ctx: Ctx, zxbcdt: Value): { z0?: Value; x0?: Value; z: Value; xbc: Value; dt: Value } {
+  const { g, c } = ctx;
+  if (c.dMlp === 0) {
+    const [z, xbc, dt] = op.Split(g, zxbcdt, [c.dSsm, c.convDim, c.nHeads], -1);
+    return { z: z!, xbc: xbc!, dt: dt! };
+  }
+  const [z0, x0, z, xbc, dt] = op.Split(g, zxbcdt, [c.dMlp, c.dMlp, c.dSsm, c.convDim, c.nHeads], -1);
+  return { z0, x0, z: z!, xbc: xbc!, dt: dt! };
+}
+
+/** Gated norm, the non-SSM branch (silu(z0)·x0, first: spec §6.15) and out_proj. */
+function finish(ctx: Ctx, w: LayerWeights, y: Value, s: ReturnType<typeof splitInProj>): Value {
+  const { g } = ctx;
+  let out = gatedRmsNorm(ctx, y, s.z, w.gatedNorm); // [...,DI]
+  if (s.z0 && s.x0) out = op.Concat(g, [op.Mul(g, silu(g, s.z0), s.x0), out], -1); // [...,d_inner]
+  return linear(ctx, 'out_proj', out, w.outProj, w.outProjBias); // [...,D]
+}
+
+/** Mixer over L ≥ 1 tokens, continuing `state`. */
+export function mamba2Mixer(ctx: Ctx, w: LayerWeights, u: Value /* [B,L,D] */, state: LayerState): { y: Value; state: LayerState } {
+  const { g, c } = ctx;
+  const [H, P, G, N] = [c.nHeads, c.headDim, c.nGroups, c.dState];
+  return g.scope('mixer', () => {
+    const zxbcdt = linear(ctx, 'in_proj', u, w.inProj, w.inProjBias); // [B,L,F]
+    const s = splitInProj(ctx, zxbcdt);
+    const conv = causalConv(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,L,Cdim]  state [B,Cdim,K-1]
+    const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1);
+    const x4 = op.Reshape(g, x!, [B, L, H, P]); // [B,L,H,P]
+    const ssm = ssdChunked(ctx, {
+      x: x4,
+      dt: dtPipeline(ctx, s.dt, w.dtBias), // [B,L,H]
+      A: decayRate(ctx, w.aLog), // [H]
+      Bm: op.Reshape(g, Bm!, [B, L, G, N]), // [B,L,G,N]
+      Cm: op.Reshape(g, Cm!, [B, L, G, N]), // [B,L,G,N]
+      h0: state.ssm, // [B,H,P,N]
+    });
+    const yD = op.Add(g, ssm.y, op.Mul(g, x4, skipWeight(ctx, w.D))); // [B,L,H,P]  D uses x, not dt·x (§6.9)
+    const y = finish(ctx, w, op.Reshape(g, yD, [B, L, c.dSsm]), s); // [B,L,D]
+    return { y, state: { conv: conv.state, ssm: ssm.hT } };
+  });
+}
+
+/** Mixer for one token: u [B,D]. */
+export function mamba2MixerStep(ctx: Ctx, w: LayerWeights, u: Value /* [B,D] */, state: LayerState): { y: Value; state: LayerState } {
+  const { g, c } = ctx;
+  const [H, P, G, N] = [c.nHeads, c.headDim, c.nGroups, c.dState];
+  return g.scope('mixer', () => {
+    const zxbcdt = linear(ctx, 'in_proj', u, w.inProj, w.inProjBias); // [B,F]
+    const s = splitInProj(ctx, zxbcdt);
+    const conv = causalConvStep(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,Cdim]
+    const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1);
+    const x3 = op.Reshape(g, x!, [B, H, P]); // [B,H,P]
+    const ssm = ssdStep(ctx, {
+      x: x3,
+      dt: dtPipeline(ctx, s.dt, w.dtBias), // [B,H]
+      A: decayRate(ctx, w.aLog), // [H]
+      Bm: op.Reshape(g, Bm!, [B, G, N]), // [B,G,N]
+      Cm: op.Reshape(g, Cm!, [B, G, N]), // [B,G,N]
+      h0: state.ssm, // [B,H,P,N]
+    });
+    const yD = op.Add(g, ssm.y, op.Mul(g, x3, skipWeight(ctx, w.D))); // [B,H,P]
+    const y = finish(ctx, w, op.Reshape(g, yD, [B, c.dSsm]), s); // [B,D]
+    return { y, state: { conv: conv.state, ssm: ssm.hT } };
+  });
+}

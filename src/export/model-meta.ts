@@ -1,0 +1,30 @@
+/**
+ * `mamba2-onnx.json`: the small JSON written beside model.onnx. It describes the model and its
+ * I/O so that a runtime needs nothing else (the runtime also checks it against the session's own
+ * input metadata).
+ */
+import type { Mamba2Config } from './config-types.js';
+import type { IOTable } from './io.js';
+
+export const META_FILE = 'mamba2-onnx.json';
+export const MODEL_FILE = 'model.onnx';
+export const DATA_FILE = 'model.onnx.data';
+
+export type SsdForm = 'chunked' | 'function' | 'contrib' | 'scan';
+export type WeightDType = 'fp32' | 'fp16' | 'int8' | 'int4';
+
+export interface ModelMeta {
+  format: 'mamba2-onnx';
+  formatVersion: 1;
+  /** Where the weights came from: a checkpoint directory's basename or `preset:NAME@seed`. */
+  source: string;
+  config: Mamba2Config;
+  io: IOTable;
+  ssdForm: SsdForm;
+  weightDType: WeightDType;
+  /** How one-token decoding avoids the chunked path: an If on sequence == 1 inside model.onnx. */
+  singleStep: 'if';
+  files: { model: string; data?: string; tokenizer?: string[] };
+  opsets: Record<string, number>;
+  exporterVersion: string;
+}

@@ -1,0 +1,167 @@
+/**
+ * SSD as the chunked quadratic/linear dual form, in MatMul ops (spec §2; Dao & Gu 2024, §6;
+ * tommyip/mamba2-minimal `ssd`). Group-aware layout (spec §2.6): heads are split as H = G·R with
+ * R = H/G, so B and C are never copied per head.
+ *
+ * Glossary: B batch, L sequence, Lp L padded to a multiple of Q, Q chunk, C = Lp/Q chunks,
+ * H heads, G groups, R = H/G heads per group, P head dim, N state.
+ *
+ *   0. discretise, pad, chunk:   X = x·dt, a = A·dt, zero-padded after discretisation
+ *   1. intra-chunk (diagonal):    Y_diag = (C·Bᵀ ∘ exp(segsum(a))) · X          quadratic in Q
+ *   2. chunk states:              S_c = Bᵀ · (X ∘ exp(Acs_last − Acs))
+ *   3. inter-chunk recurrence:    S_in = exp(segsum(chunk decays)) · [h0; S_c]   quadratic in C
+ *   4. state → output:            Y_off = (C · S_in) ∘ exp(Acs)
+ * Internally states are [.., N, P] (so step 2 needs no transpose of X); the I/O state is [B,H,P,N].
+ */
+import type { GraphBuilder } from '../graph/builder.js';
+import * as op from '../graph/ops.js';
+import { END } from '../graph/ops-tensor.js';
+import type { Value } from '../graph/value.js';
+import { B, type Ctx, L } from './blocks.js';
+
+const Lp = 'padded';
+const C = 'chunks';
+const C1 = 'chunks+1';
+
+export interface SsdInputs {
+  x: Value; // [B,L,H,P]   conv output (before ·dt)
+  dt: Value; // [B,L,H]    softplus'd and clamped
+  A: Value; // [H]         −exp(A_log)
+  Bm: Value; // [B,L,G,N]
+  Cm: Value; // [B,L,G,N]
+  h0: Value; // [B,H,P,N]  initial state
+}
+
+export interface SsdOut {
+  y: Value; // [B,L,H,P]   without the D skip
+  hT: Value; // [B,H,P,N]  final state
+}
+
+/**
+ * Masks of a T×T segment-sum as float 0/1: strictly lower (i > j) and lower inclusive (i ≥ j).
+ * Multiplying by them is safe because the stable segsum is finite everywhere (spec §2.1): the
+ * upper triangle of S is exactly 0, never −∞.
+ */
+function triMasks(g: GraphBuilder, T: number): { strict: Value; incl: Value } {
+  const strict = new Float32Array(T * T);
+  const incl = new Float32Array(T * T);
+  for (let i = 0; i < T; i++) {
+    for (let j = 0; j <= i; j++) {
+      incl[i * T + j] = 1;
+      if (j < i) strict[i * T + j] = 1;
+    }
+  }
+  return { strict: g.constant('float32', [T, T], strict), incl: g.constant('float32', [T, T], incl) };
+}
+
+/** The same masks for a length only known at run time (`n` int64 [1]), built from Range. */
+function dynMasks(g: GraphBuilder, n: Value, dim: string): { strict: Value; incl: Value } {
+  const zero = g.constant('int64', [], [0]);
+  const one = g.constant('int64', [], [1]);
+  const idx = op.Range(g, zero, op.Squeeze(g, n, [0]), one, dim); // [T]
+  const i = op.Unsqueeze(g, idx, [1]); // [T,1]
+  const j = op.Unsqueeze(g, idx, [0]); // [1,T]
+  const f = (b: Value) => op.Cast(g, b, 'float32', 1);
+  return { strict: f(op.Greater(g, i, j)), incl: f(op.GreaterOrEqual(g, i, j)) }; // [T,T]
+}
+
+/**
+ * exp(segsum(s)) masked to the lower triangle, for s [...,T]: the stable construction of spec §2.1
+ * (cumulative sums of masked copies, no difference of cumulative sums).
+ */
+function segsumExp(g: GraphBuilder, s: Value, masks: { strict: Value; incl: Value }): Value {
+  const r = op.Mul(g, op.Unsqueeze(g, s, [-1]), masks.strict); // [...,T,T]  r[i,j] = s_i if i > j
+  const S = op.CumSum(g, r, -2); // [...,T,T]  S[i,j] = s_{j+1}+…+s_i (0 on and above the diagonal)
+  return op.Mul(g, op.Exp(g, S), masks.incl); // [...,T,T]
+}
+
+export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
+  const { g, c } = ctx;
+  const [H, P, N, G, Q] = [c.nHeads, c.headDim, c.dState, c.nGroups, c.chunkSize];
+  const R = H / G;
+  return g.scope('ssd', () => {
+    // ---- 0. discretise, then pad L → Lp with zeros (after discretisation: spec §6.7), chunk ----
+    const X0 = op.Mul(g, inp.x, op.Unsqueeze(g, inp.dt, [-1])); // [B,L,H,P]
+    const a0 = op.Mul(g, inp.dt, inp.A); // [B,L,H]      log-decay per token, ≤ 0
+    const len = op.Shape(g, inp.dt, 1, 2); // [1]          L
+    const q = g.constant('int64', [1], [Q]);
+    const pad = op.Mod(g, op.Sub(g, q, op.Mod(g, len, q)), q); // [1]          (Q − L mod Q) mod Q
+    const pads = op.Concat(g, [g.constant('int64', [1], [0]), pad], 0); // [2]  begin, end of axis 1
+    const padded = (v: Value) => op.PadDyn(g, v, pads, [B, Lp, ...v.shape.slice(2)], [1]);
+    const X = op.Reshape(g, padded(X0), [B, C, Q, G, R, P]); // [B,C,Q,G,R,P]
+    const a = op.Reshape(g, padded(a0), [B, C, Q, G, R]); // [B,C,Q,G,R]
+    const Bm = op.Reshape(g, padded(inp.Bm), [B, C, Q, G, N]); // [B,C,Q,G,N]
+    const Cm = op.Reshape(g, padded(inp.Cm), [B, C, Q, G, N]); // [B,C,Q,G,N]
+    const aT = op.Transpose(g, a, [0, 1, 3, 4, 2]); // [B,C,G,R,Q]
+    const Acs = op.CumSum(g, aT, -1); // [B,C,G,R,Q]  within-chunk cumulative decay
+    const Xh = op.Transpose(g, X, [0, 1, 3, 4, 2, 5]); // [B,C,G,R,Q,P]
+    const BmT = op.Transpose(g, Bm, [0, 1, 3, 4, 2]); // [B,C,G,N,Q]
+    const CmG = op.Transpose(g, Cm, [0, 1, 3, 2, 4]); // [B,C,G,Q,N]
+
+    // ---- 1. intra-chunk outputs (the diagonal blocks: masked attention within a chunk) ----
+    const Yd = g.scope('diag', () => {
+      const Lmat = segsumExp(g, aT, triMasks(g, Q)); // [B,C,G,R,Q,Q]  decay from s to l
+      const CB = op.Unsqueeze(g, op.MatMul(g, CmG, BmT), [3]); // [B,C,G,1,Q,Q]  C_l·B_s per group
+      return op.MatMul(g, op.Mul(g, CB, Lmat), Xh); // [B,C,G,R,Q,P]
+    });
+
+    // ---- 2. each chunk's final state, assuming a zero initial state ----
+    const last = op.Slice(g, Acs, [Q - 1], [Q], [-1]); // [B,C,G,R,1]
+    const Sc = g.scope('states', () => {
+      const decay = op.Exp(g, op.Sub(g, last, Acs)); // [B,C,G,R,Q]  (arguments ≤ 0)
+      const Xd = op.Mul(g, Xh, op.Unsqueeze(g, decay, [-1])); // [B,C,G,R,Q,P]
+      return op.MatMul(g, op.Unsqueeze(g, BmT, [3]), Xd); // [B,C,G,R,N,P]
+    });
+
+    // ---- 3. inter-chunk recurrence: states entering each chunk, and the final state ----
+    const { Sin, hT } = g.scope('chunk_scan', () => {
+      const h0 = op.Transpose(g, op.Reshape(g, inp.h0, [B, G, R, P, N]), [0, 1, 2, 4, 3]); // [B,G,R,N,P]
+      const Scg = op.Reshape(g, op.Transpose(g, Sc, [0, 2, 3, 1, 4, 5]), [B, G, R, C, N * P]); // [B,G,R,C,N·P]
+      const Sall = op.Concat(g, [op.Reshape(g, h0, [B, G, R, 1, N * P]), Scg], 3); // [B,G,R,C+1,N·P]
+      const tot = op.Transpose(g, op.Squeeze(g, last, [-1]), [0, 2, 3, 1]); // [B,G,R,C]  chunk decays
+      const totP = op.Pad(g, tot, [1, 0], [3]); // [B,G,R,C+1]
+      const n = op.Shape(g, totP, 3, 4); // [1] C+1
+      const Dchunk = segsumExp(g, totP, dynMasks(g, n, C1)); // [B,G,R,C+1,C+1]
+      const New = op.MatMul(g, Dchunk, Sall); // [B,G,R,C+1,N·P]
+      const nC = op.Sub(g, n, g.constant('int64', [1], [1])); // [1] C
+      const zero = g.constant('int64', [1], [0]);
+      const SinG = op.SliceDyn(g, New, zero, nC, [3], [B, G, R, C, N * P]); // [B,G,R,C,N·P]
+      const hLast = op.SliceDyn(g, New, nC, n, [3], [B, G, R, 1, N * P]); // [B,G,R,1,N·P]
+      const Sin = op.Transpose(g, op.Reshape(g, SinG, [B, G, R, C, N, P]), [0, 3, 1, 2, 4, 5]); // [B,C,G,R,N,P]
+      const hNP = op.Reshape(g, hLast, [B, H, N, P]); // [B,H,N,P]
+      return { Sin, hT: op.Transpose(g, hNP, [0, 1, 3, 2]) }; // [B,H,P,N]
+    });
+
+    // ---- 4. contribution of the entering state to each position ----
+    const Yo = g.scope('off', () => {
+      const CS = op.MatMul(g, op.Unsqueeze(g, CmG, [3]), Sin); // [B,C,G,R,Q,P]
+      return op.Mul(g, CS, op.Unsqueeze(g, op.Exp(g, Acs), [-1])); // [B,C,G,R,Q,P]
+    });
+
+    // ---- assemble: [B,C,G,R,Q,P] → [B,Lp,H,P] → first L positions ----
+    const Y = op.Transpose(g, op.Add(g, Yd, Yo), [0, 1, 4, 2, 3, 5]); // [B,C,Q,G,R,P]
+    const Yp = op.Reshape(g, Y, [B, Lp, H, P]); // [B,Lp,H,P]
+    const y = op.SliceDyn(g, Yp, g.constant('int64', [1], [0]), len, [1], [B, L, H, P]); // [B,L,H,P]
+    return { y, hT };
+  });
+}
+
+/** One token (spec §3.2 steps 4–6): h' = h·exp(dt·A) + (dt·x) ⊗ B;  y = h'·C. */
+export function ssdStep(ctx: Ctx, inp: { x: Value /* [B,H,P] */; dt: Value /* [B,H] */; A: Value; Bm: Value /* [B,G,N] */; Cm: Value /* [B,G,N] */; h0: Value /* [B,H,P,N] */ }): SsdOut {
+  const { g, c } = ctx;
+  const [H, P, N, G] = [c.nHeads, c.headDim, c.dState, c.nGroups];
+  const R = H / G;
+  return g.scope('ssd', () => {
+    const dA = op.Exp(g, op.Mul(g, inp.dt, inp.A)); // [B,H]
+    const h = op.Reshape(g, inp.h0, [B, G, R, P, N]); // [B,G,R,P,N]
+    const decay = op.Reshape(g, dA, [B, G, R, 1, 1]); // [B,G,R,1,1]
+    const X = op.Reshape(g, op.Mul(g, inp.x, op.Unsqueeze(g, inp.dt, [-1])), [B, G, R, P, 1]); // [B,G,R,P,1]
+    const Bg = op.Reshape(g, inp.Bm, [B, G, 1, 1, N]); // [B,G,1,1,N]
+    const h1 = op.Add(g, op.Mul(g, h, decay), op.Mul(g, X, Bg)); // [B,G,R,P,N]
+    const Cg = op.Reshape(g, inp.Cm, [B, G, 1, N, 1]); // [B,G,1,N,1]
+    const y = op.Reshape(g, op.MatMul(g, h1, Cg), [B, H, P]); // [B,H,P]
+    return { y, hT: op.Reshape(g, h1, [B, H, P, N]) }; // [B,H,P,N]
+  });
+}
+
+export { END };

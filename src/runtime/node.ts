@@ -1,0 +1,132 @@
+/**
+ * The onnxruntime-node backend. CPU and WebGPU are compiled in; CUDA needs the provider library
+ * installed with `--onnxruntime-node-install=cuda12`.
+ *
+ * Device-resident outputs: onnxruntime-node binds `preferredOutputLocation: 'gpu-buffer'` outputs
+ * to WebGPU buffers only (its IO binding uses the `WebGPU_Buf` memory info), so on WebGPU the
+ * present_* states stay on the GPU between steps and are fed straight back as past_*. The CUDA EP
+ * has no device tensors in the Node API: its states make a host round trip each step.
+ */
+import * as ort from 'onnxruntime-node';
+import {
+  EP_NAMES,
+  EpUnavailableError,
+  summarizeOrtError,
+  type Backend,
+  type BackendSession,
+  type EpFallback,
+  type EpName,
+  type RtTensor,
+  type SessionCreateOptions,
+  type TensorData,
+  type TensorType,
+  type ValueInfo,
+} from './backend.js';
+
+/** EP failures that mean "not available here", as opposed to a model the EP cannot run. */
+const UNAVAILABLE = /adapter|Failed to load (shared )?library|providers_(cuda|shared)|backend not found|no available backend|libcu|CUDA driver|cudaGetDeviceCount/i;
+
+/** A session could not be created for a reason other than a missing EP (e.g. a bad model). */
+export class SessionCreateError extends Error {
+  override readonly name = 'SessionCreateError';
+  constructor(
+    readonly ep: EpName,
+    readonly model: string,
+    reason: string,
+    readonly tried: readonly EpFallback[] = [],
+  ) {
+    const before = tried.length > 0 ? ` (also tried: ${tried.map((t) => `${t.ep}: ${t.reason}`).join('; ')})` : '';
+    super(`could not create an onnxruntime session for ${model} on '${ep}': ${reason}${before}`);
+  }
+}
+
+class NodeSession implements BackendSession {
+  readonly inputs: readonly ValueInfo[];
+  readonly outputs: readonly ValueInfo[];
+  private released = false;
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly ep: EpName,
+    readonly fallbacks: readonly EpFallback[],
+    readonly deviceOutputs: ReadonlySet<string>,
+  ) {
+    const info = (m: ort.InferenceSession.ValueMetadata): ValueInfo =>
+      m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] };
+    this.inputs = session.inputMetadata.map(info);
+    this.outputs = session.outputMetadata.map(info);
+  }
+
+  async run(feeds: Record<string, RtTensor>): Promise<Record<string, RtTensor>> {
+    if (this.released) throw new Error('session.run: the session was released');
+    for (const [name, t] of Object.entries(feeds)) {
+      if (!(t instanceof ort.Tensor)) {
+        throw new TypeError(`session.run: feed '${name}' must be a tensor made by the onnxruntime-node backend, got ${String(t)}`);
+      }
+    }
+    return (await this.session.run(feeds as unknown as ort.InferenceSession.FeedsType)) as Record<string, RtTensor>;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.session.release();
+  }
+}
+
+export class NodeBackend implements Backend {
+  readonly name = 'onnxruntime-node';
+
+  compiledEps(): EpName[] {
+    const names = ort.listSupportedBackends().map((b) => b.name);
+    return EP_NAMES.filter((e) => names.includes(e));
+  }
+
+  async createSession(model: string | Uint8Array, opts: SessionCreateOptions): Promise<BackendSession> {
+    const compiled = this.compiledEps();
+    const what = typeof model === 'string' ? model : `a ${model.byteLength}-byte model buffer`;
+    const tried: EpFallback[] = [];
+    let lastError: Error | undefined;
+    for (const ep of opts.eps) {
+      if (!compiled.includes(ep)) {
+        tried.push({ ep, reason: `onnxruntime-node ${ort.env.versions.common} was built without it` });
+        lastError = new EpUnavailableError(ep, tried[tried.length - 1]!.reason, tried.slice(0, -1));
+        continue;
+      }
+      // Only the WebGPU EP can hand outputs back as device buffers in onnxruntime-node.
+      const device = ep === 'webgpu' ? new Set(opts.deviceOutputs ?? []) : new Set<string>();
+      const loc: Record<string, ort.OnnxValueDataLocation> = {};
+      for (const name of device) loc[name] = 'gpu-buffer'; // names not listed stay on the CPU
+      const options: ort.InferenceSession.SessionOptions = {
+        executionProviders: [ep],
+        logSeverityLevel: opts.logSeverityLevel ?? 3,
+        ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+        ...(device.size > 0 ? { preferredOutputLocation: loc } : {}),
+      };
+      try {
+        const session =
+          typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+        return new NodeSession(session, ep, tried, device);
+      } catch (e) {
+        const reason = summarizeOrtError(e);
+        const raw = e instanceof Error ? e.message : String(e);
+        lastError = UNAVAILABLE.test(raw)
+          ? new EpUnavailableError(ep, reason, tried.slice())
+          : new SessionCreateError(ep, what, reason, tried.slice());
+        tried.push({ ep, reason });
+      }
+    }
+    throw lastError ?? new RangeError('createSession: opts.eps is empty, expected at least one of cpu, webgpu, cuda');
+  }
+
+  tensor(type: TensorType, data: TensorData, dims: readonly number[]): RtTensor {
+    return new ort.Tensor(type, data, dims) as RtTensor;
+  }
+}
+
+let shared: NodeBackend | undefined;
+/** The process-wide onnxruntime-node backend. */
+export function nodeBackend(): NodeBackend {
+  shared ??= new NodeBackend();
+  return shared;
+}

@@ -1,0 +1,244 @@
+/**
+ * Recurrent state: which graph inputs hold it (checked against the session's own metadata and the
+ * model's io table), zero states for any batch, device-resident state between steps, and a host
+ * copy that can be concatenated, sliced and saved to bytes (state-io.ts).
+ *
+ * Per layer i (src/export/io.ts):  past_conv.{i} [B, convDim, K-1]   past_ssm.{i} [B, H, P, N]
+ */
+import { getFloat16, setFloat16 } from '@petamoriken/float16';
+import type { ModelMeta } from '../export/model-meta.js';
+import { IO_NAMES } from '../export/io.js';
+import type { Backend, RtTensor, ValueInfo } from './backend.js';
+
+export type StateRole = 'conv_state' | 'ssm_state';
+
+/** One state tensor of the graph: its past_/present_ names and per-row dims (batch excluded). */
+export interface StateSpec {
+  readonly layer: number;
+  readonly role: StateRole;
+  readonly input: string;
+  readonly output: string;
+  readonly type: 'float32' | 'float16';
+  readonly dims: readonly number[];
+}
+
+/** The graph does not match its mamba2-onnx.json, or the json does not match its config. */
+export class ModelMismatchError extends Error {
+  override readonly name = 'ModelMismatchError';
+  constructor(readonly problems: readonly string[]) {
+    super(`model.onnx does not match mamba2-onnx.json:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+type MetaDim = unknown;
+/** `[batch, 64, 3]`; a symbolic dim that is not a plain string (the exporter's Dim) prints as `?`. */
+const fmt = (shape: readonly MetaDim[]): string =>
+  `[${shape.map((d) => (typeof d === 'number' || typeof d === 'string' ? String(d) : '?')).join(', ')}]`;
+
+/** Compare one io-table entry with the session's metadata; push readable problems. */
+function checkValue(
+  problems: string[],
+  kind: 'input' | 'output',
+  name: string,
+  dtype: string,
+  shape: readonly MetaDim[],
+  session: ReadonlyMap<string, ValueInfo>,
+): void {
+  const got = session.get(name);
+  if (!got) {
+    problems.push(`${kind} '${name}' is in mamba2-onnx.json but not in the graph (graph ${kind}s: ${[...session.keys()].join(', ')})`);
+    return;
+  }
+  if (got.type !== dtype) problems.push(`${kind} '${name}': dtype expected ${dtype} (json), got ${got.type} (graph)`);
+  const same =
+    got.shape.length === shape.length &&
+    shape.every((d, i) => (typeof d === 'number' ? got.shape[i] === d : typeof got.shape[i] === 'string'));
+  if (!same) problems.push(`${kind} '${name}': shape expected ${fmt(shape)} (json), got ${fmt(got.shape)} (graph)`);
+}
+
+/**
+ * The state tensors of a session, checked three ways: graph metadata vs the meta's io table vs the
+ * shapes its config implies. Any mismatch is one ModelMismatchError listing every problem.
+ */
+export function stateSpecs(meta: ModelMeta, inputs: readonly ValueInfo[], outputs: readonly ValueInfo[]): StateSpec[] {
+  const c = meta.config;
+  const problems: string[] = [];
+  const ins = new Map(inputs.map((v) => [v.name, v]));
+  const outs = new Map(outputs.map((v) => [v.name, v]));
+  const specs: StateSpec[] = [];
+  for (const e of meta.io.inputs) checkValue(problems, 'input', e.name, e.dtype, e.shape as readonly MetaDim[], ins);
+  for (const e of meta.io.outputs) checkValue(problems, 'output', e.name, e.dtype, e.shape as readonly MetaDim[], outs);
+  const known = new Set(meta.io.inputs.map((e) => e.name));
+  for (const v of inputs) if (!known.has(v.name)) problems.push(`graph input '${v.name}' is not in mamba2-onnx.json`);
+
+  const vocab = outs.get(IO_NAMES.logits)?.shape[2];
+  if (typeof vocab === 'number' && vocab !== c.vocabSize) {
+    problems.push(`output 'logits': vocab dim expected config.vocabSize = ${c.vocabSize}, got ${vocab}`);
+  }
+  const expected: Record<StateRole, number[]> = {
+    conv_state: [c.convDim, c.dConv - 1],
+    ssm_state: [c.nHeads, c.headDim, c.dState],
+  };
+  for (const e of meta.io.inputs) {
+    if (e.role !== 'conv_state' && e.role !== 'ssm_state') continue;
+    const layer = e.layer ?? -1;
+    const output = e.role === 'conv_state' ? IO_NAMES.presentConv(layer) : IO_NAMES.presentSsm(layer);
+    const dims = (e.shape as readonly MetaDim[]).slice(1);
+    if (dims.some((d) => typeof d !== 'number') || dims.join(',') !== expected[e.role].join(',')) {
+      problems.push(`input '${e.name}': per-row shape expected [${expected[e.role].join(', ')}] from the config, got ${fmt(dims)}`);
+      continue;
+    }
+    if (e.dtype !== 'float32' && e.dtype !== 'float16') {
+      problems.push(`input '${e.name}': state dtype expected float32 or float16, got ${e.dtype}`);
+      continue;
+    }
+    if (!meta.io.outputs.some((o) => o.name === output)) problems.push(`input '${e.name}' has no '${output}' twin among the outputs`);
+    specs.push({ layer, role: e.role, input: e.name, output, type: e.dtype, dims: dims as number[] });
+  }
+  const layers = new Set(specs.filter((s) => s.role === 'ssm_state').map((s) => s.layer));
+  if (problems.length === 0 && layers.size !== c.nLayer) {
+    problems.push(`ssm states: expected one per layer (config.nLayer = ${c.nLayer}), got ${layers.size}`);
+  }
+  if (problems.length > 0) throw new ModelMismatchError(problems);
+  return specs;
+}
+
+const elements = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
+
+/** A host copy of a state: float32 data per tensor (fp16 states widened), full dims with batch. */
+export interface HostState {
+  readonly batch: number;
+  readonly tensors: readonly { readonly name: string; readonly dims: readonly number[]; readonly data: Float32Array }[];
+}
+
+/**
+ * The recurrent state of a batch: one tensor per StateSpec, possibly living on the device (WebGPU).
+ * States are immutable values: a forward pass returns a new state and leaves its input untouched,
+ * so one state can be continued several times (prefix reuse). Call dispose() to free device memory.
+ */
+export class Mamba2State {
+  private disposedFlag = false;
+
+  constructor(
+    readonly specs: readonly StateSpec[],
+    readonly batch: number,
+    private readonly values: readonly RtTensor[],
+  ) {
+    if (values.length !== specs.length) throw new RangeError(`Mamba2State: expected ${specs.length} tensors, got ${values.length}`);
+  }
+
+  /** The tensors in spec order (for feeding). Throws once disposed. */
+  get tensors(): readonly RtTensor[] {
+    if (this.disposedFlag) throw new Error('Mamba2State: this state was disposed');
+    return this.values;
+  }
+
+  get disposed(): boolean {
+    return this.disposedFlag;
+  }
+
+  /** True when at least one tensor lives in device memory. */
+  get onDevice(): boolean {
+    return this.values.some((t) => t.location !== 'cpu');
+  }
+
+  /** Copy to the host as float32 (downloads device tensors). */
+  async toHost(): Promise<HostState> {
+    const tensors = await Promise.all(
+      this.tensors.map(async (t, i) => {
+        const spec = this.specs[i]!;
+        const raw = (t.location === 'cpu' ? t.data : await t.getData(false)) as Float32Array | Uint16Array;
+        return { name: spec.input, dims: [this.batch, ...spec.dims], data: spec.type === 'float16' ? widen(raw as Uint16Array) : Float32Array.from(raw as Float32Array) };
+      }),
+    );
+    return { batch: this.batch, tensors };
+  }
+
+  /** Free the tensors (device memory on WebGPU). Safe to call twice. */
+  dispose(): void {
+    if (this.disposedFlag) return;
+    this.disposedFlag = true;
+    for (const t of this.values) t.dispose();
+  }
+}
+
+/** An all-zero state (a fresh sequence) for `batch` rows. */
+export function zeroState(backend: Backend, specs: readonly StateSpec[], batch: number): Mamba2State {
+  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`zeroState: batch expected an integer ≥ 1, got ${batch}`);
+  const tensors = specs.map((s) => {
+    const dims = [batch, ...s.dims];
+    const n = elements(dims);
+    return s.type === 'float16' ? backend.tensor('float16', new Uint16Array(n), dims) : backend.tensor('float32', new Float32Array(n), dims);
+  });
+  return new Mamba2State(specs, batch, tensors);
+}
+
+/** Make a host state usable by a model: names and dims must match its specs exactly. */
+export function stateFromHost(backend: Backend, specs: readonly StateSpec[], host: HostState): Mamba2State {
+  const problems: string[] = [];
+  if (host.tensors.length !== specs.length) {
+    problems.push(`expected ${specs.length} tensors (${specs.map((s) => s.input).join(', ')}), got ${host.tensors.length}`);
+  }
+  specs.forEach((s, i) => {
+    const t = host.tensors[i];
+    if (!t) return;
+    const dims = [host.batch, ...s.dims];
+    if (t.name !== s.input) problems.push(`tensor ${i}: expected name '${s.input}', got '${t.name}'`);
+    else if (t.dims.join(',') !== dims.join(',')) problems.push(`'${s.input}': expected dims [${dims.join(', ')}], got [${t.dims.join(', ')}]`);
+    else if (t.data.length !== elements(dims)) problems.push(`'${s.input}': expected ${elements(dims)} values, got ${t.data.length}`);
+  });
+  if (problems.length > 0) throw new RangeError(`state does not fit this model:\n  - ${problems.join('\n  - ')}`);
+  const tensors = specs.map((s, i) => {
+    const t = host.tensors[i]!;
+    return s.type === 'float16' ? backend.tensor('float16', narrow(t.data), t.dims) : backend.tensor('float32', Float32Array.from(t.data), t.dims);
+  });
+  return new Mamba2State(specs, host.batch, tensors);
+}
+
+/** Stack host states along the batch axis (same tensors, any batch sizes). */
+export function concatHostStates(states: readonly HostState[]): HostState {
+  if (states.length === 0) throw new RangeError('concatHostStates: expected at least one state, got none');
+  const first = states[0]!;
+  const batch = states.reduce((a, s) => a + s.batch, 0);
+  const tensors = first.tensors.map((t, i) => {
+    const row = elements(t.dims.slice(1));
+    const data = new Float32Array(batch * row);
+    let off = 0;
+    for (const s of states) {
+      const u = s.tensors[i];
+      if (!u || u.name !== t.name || u.dims.slice(1).join(',') !== t.dims.slice(1).join(',')) {
+        throw new RangeError(`concatHostStates: tensor ${i} ('${t.name}') differs between the states`);
+      }
+      data.set(u.data, off);
+      off += u.data.length;
+    }
+    return { name: t.name, dims: [batch, ...t.dims.slice(1)], data };
+  });
+  return { batch, tensors };
+}
+
+/** Rows [start, end) of a host state. */
+export function sliceHostState(host: HostState, start: number, end = start + 1): HostState {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > host.batch || start >= end) {
+    throw new RangeError(`sliceHostState: rows expected 0 ≤ start < end ≤ ${host.batch}, got [${start}, ${end})`);
+  }
+  const tensors = host.tensors.map((t) => {
+    const row = elements(t.dims.slice(1));
+    return { name: t.name, dims: [end - start, ...t.dims.slice(1)], data: t.data.slice(start * row, end * row) };
+  });
+  return { batch: end - start, tensors };
+}
+
+function widen(bits: Uint16Array): Float32Array {
+  const view = new DataView(bits.buffer, bits.byteOffset, bits.byteLength);
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = getFloat16(view, i * 2, true);
+  return out;
+}
+
+function narrow(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < values.length; i++) setFloat16(view, i * 2, values[i]!, true);
+  return out;
+}
