@@ -75,7 +75,8 @@ export function loadPreset(nameOrPath: string): Preset {
   }
   const names = listPresets();
   if (!names.includes(nameOrPath)) {
-    throw new RangeError(`preset: expected one of ${names.join(', ')} (or a path to a .json file), got "${nameOrPath}"`);
+    const known = `${names.join(', ')} (or a path to a .json file)`;
+    throw new RangeError(`preset: expected one of ${known}, got "${nameOrPath}"`);
   }
   return loadPresetFile(join(modelsDir(), `${nameOrPath}.json`));
 }

@@ -72,7 +72,8 @@ describe('randomWeights', () => {
   });
 
   it('uses the format’s key names and D (H·P) with D_has_hdim', async () => {
-    const hf = makeConfig({ dModel: 32, nLayer: 1, vocabSize: 64, dState: 8, headDim: 16, format: 'hf', dHasHdim: true });
+    const hf = makeConfig({ dModel: 32, nLayer: 1, vocabSize: 64, dState: 8, headDim: 16, format: 'hf',
+      dHasHdim: true });
     const s = randomWeights(hf, 1);
     expect(s.keys()).toContain('backbone.embeddings.weight');
     expect(s.keys()).toContain('lm_head.weight');

@@ -24,7 +24,9 @@ const tiny = (over: Partial<Parameters<typeof makeConfig>[0]> = {}): Mamba2Confi
 
 /** A data-less store over a list of (key, shape, dtype). */
 function infoStore(entries: [string, readonly number[], CkptDType?][]): TensorStore {
-  const map = new Map<string, TensorInfo>(entries.map(([key, shape, dtype]) => [key, { key, shape, dtype: dtype ?? 'F32' }]));
+  const map = new Map<string, TensorInfo>(
+    entries.map(([key, shape, dtype]) => [key, { key, shape, dtype: dtype ?? 'F32' }]),
+  );
   return {
     kind: 'test',
     keys: () => [...map.keys()].sort(),
@@ -118,8 +120,10 @@ describe('checkWeights', () => {
   it('lists every missing and misshapen tensor in one error', () => {
     const c = tiny({ format: 'hf' });
     const entries = entriesOf(c).filter(([k]) => k !== LM_HEAD_KEY && !k.endsWith('layers.1.mixer.A_log'));
-    const bad = entries.map(([k, s]): [string, readonly number[], CkptDType?] =>
-      k.endsWith('layers.0.mixer.conv1d.weight') ? [k, [80, 4]] : k.endsWith('layers.1.mixer.D') ? [k, s, 'I64'] : [k, s]);
+    const bad = entries.map(([k, s]): [string, readonly number[], CkptDType?] => {
+      if (k.endsWith('layers.0.mixer.conv1d.weight')) return [k, [80, 4]];
+      return k.endsWith('layers.1.mixer.D') ? [k, s, 'I64'] : [k, s];
+    });
     let err: unknown;
     try {
       checkWeights(c, infoStore(bad), 'model.safetensors');
@@ -139,13 +143,14 @@ describe('checkWeights', () => {
 
   it('hints at the other format when only the other embedding name is present', () => {
     const hfStore = randomWeights(tiny({ format: 'hf', tieEmbeddings: true }), 3);
-    expect(() => checkWeights(tiny(), hfStore)).toThrow(
-      'missing backbone.embedding.weight (found backbone.embeddings.weight: is this a hf checkpoint? the config is mamba_ssm)');
+    expect(() => checkWeights(tiny(), hfStore)).toThrow('missing backbone.embedding.weight' +
+      ' (found backbone.embeddings.weight: is this a hf checkpoint? the config is mamba_ssm)');
   });
 });
 
 describe(`fixture checkpoints${skipNote}`, () => {
-  it.skipIf(!HAVE_FIXTURES).each(['hf-tiny-untied', 'hf-small-g2'])('%s: HF safetensors match the config', async (name) => {
+  const fixtures = ['hf-tiny-untied', 'hf-small-g2'];
+  it.skipIf(!HAVE_FIXTURES).each(fixtures)('%s: HF safetensors match the config', async (name) => {
     const c = await loadConfig(join(FIXTURES, name, 'hf'), 'hf');
     const store = safetensorsHeader(join(FIXTURES, name, 'hf', 'model.safetensors'));
     expect(checkWeights(c, store)).toEqual({ unexpected: [] });

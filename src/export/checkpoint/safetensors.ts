@@ -260,7 +260,7 @@ export async function openSafetensorsIndex(dirOrIndex: string): Promise<TensorSt
     for (const [key, file] of weightMap) {
       const part = owner.get(key);
       if (!part || files[parts.indexOf(part)] !== file) {
-        throw new CheckpointError(indexPath, `weight_map says '${key}' is in ${file}, but ${part ? `it is in ${files[parts.indexOf(part)]}` : 'no shard holds it'}`);
+        throw new CheckpointError(indexPath, `weight_map says '${key}' is in ${file}, but ${part ? `it is in ${files[parts.indexOf(part)]}` : 'that file has no such tensor'}`);
       }
     }
     return new ShardedStore(indexPath, owner, parts);

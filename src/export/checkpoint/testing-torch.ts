@@ -137,7 +137,11 @@ export function torchStateDictPickle(tensors: readonly TorchTensorSpec[], opts: 
       w.int(t.offset ?? 0).intTuple(t.size).intTuple(t.stride ?? contiguousStride(t.size)).raw(0x89); // requires_grad False
       emptyOrderedDict(); // backward_hooks
       w.raw(0x74).put().raw(0x52).put(); // TUPLE REDUCE
-      if (opts.parameter) w.raw(0x28, 0x89).raw(0x29).raw(0x74).raw(0x52).put(); // unused in reading
+      if (opts.parameter) {
+        w.raw(0x89); // (tensor, requires_grad False, OrderedDict()) TUPLE3 REDUCE
+        emptyOrderedDict();
+        w.raw(0x87).put().raw(0x52).put();
+      }
     }
     w.raw(batch.length > 1 ? 0x75 : 0x73); // SETITEMS / SETITEM
   }
@@ -199,7 +203,7 @@ export async function writeTorchZip(path: string, entries: readonly ZipSpecEntry
       central.push(Uint8Array.from([
         0x50, 0x4b, 1, 2, 0, 0, 0, 0, ...flags, ...le(method, 2), 0, 0, 0, 0, ...le(crc, 4),
         ...le(sat(size), 4), ...le(sat(usize), 4), ...le(name.length, 2), ...le(extra.length, 2),
-        ...le(0, 8), ...le(sat(offset), 4), ...name, ...extra,
+        ...le(0, 10), ...le(sat(offset), 4), ...name, ...extra,
       ]));
     }
     const cd = concatBytes(central);

@@ -1,0 +1,161 @@
+/**
+ * exportModel: a checkpoint directory (HF safetensors or mamba_ssm pytorch_model.bin) or a preset
+ * with seeded random weights → a model directory:
+ *
+ *   model.onnx, model.onnx.data (external data, when used), mamba2-onnx.json (ModelMeta),
+ *   tokenizer files copied from the checkpoint when present.
+ *
+ * Everything is written into a temporary sibling directory and renamed into place at the end: a
+ * failed or killed export leaves the previous output (or nothing) at `outDir`.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { saveModel } from '../graph/serialize.js';
+import { openCheckpoint } from './checkpoint/index.js';
+import type { TensorStore } from './checkpoint/types.js';
+import { loadConfig } from './config.js';
+import type { Mamba2Config } from './config-types.js';
+import { ioTable } from './io.js';
+import { buildMamba2Model } from './lm.js';
+import { DATA_FILE, META_FILE, MODEL_FILE, type ModelMeta, type SsdForm } from './model-meta.js';
+import { loadPreset } from './presets.js';
+import { randomWeights } from './random-weights.js';
+import { checkWeights } from './weight-names.js';
+
+export const EXPORTER_VERSION = '0.1.0';
+
+/** Tokenizer files copied from a checkpoint directory when present. */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
+
+export type ExportSource = { checkpointDir: string } | { preset: string; randomWeights: true; seed?: number };
+
+export interface ExportProgress {
+  phase: 'read' | 'build' | 'write' | 'done';
+  done: number;
+  total: number;
+  detail?: string;
+}
+
+export interface ExportOptions {
+  outDir: string;
+  /** Chunk size Q of the SSD (defaults to the config's). */
+  chunkSize?: number;
+  ssd?: SsdForm;
+  externalData?: 'auto' | 'always' | 'never';
+  /** Replace an existing output directory (it is swapped only once the new one is complete). */
+  overwrite?: boolean;
+  onProgress?: (p: ExportProgress) => void;
+  /** Called with non-fatal findings (extra checkpoint tensors…): the CLI prints them. */
+  onWarning?: (message: string) => void;
+}
+
+export interface ExportResult {
+  outDir: string;
+  files: string[];
+  meta: ModelMeta;
+}
+
+interface Opened {
+  config: Mamba2Config;
+  store: TensorStore;
+  source: string;
+  tokenizerDir?: string;
+}
+
+async function openSource(src: ExportSource): Promise<Opened> {
+  if ('checkpointDir' in src) {
+    const dir = resolve(src.checkpointDir);
+    if (!existsSync(dir) || !(await stat(dir)).isDirectory()) throw new Error(`checkpoint: expected a directory, got '${src.checkpointDir}'`);
+    const ck = await openCheckpoint(dir);
+    try {
+      const config = await loadConfig(dir, ck.format);
+      return { config, store: ck.store, source: basename(dir), tokenizerDir: dir };
+    } catch (e) {
+      await ck.store.close();
+      throw e;
+    }
+  }
+  const seed = src.seed ?? 0;
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed: expected a non-negative integer, got ${seed}`);
+  const preset = loadPreset(src.preset);
+  return { config: preset.config, store: randomWeights(preset.config, seed), source: `preset:${preset.name}@${seed}` };
+}
+
+function checkChunkSize(q: number | undefined): void {
+  if (q !== undefined && (!Number.isSafeInteger(q) || q < 1 || q > 4096)) {
+    throw new RangeError(`chunkSize: expected an integer in [1, 4096], got ${q}`);
+  }
+}
+
+export async function exportModel(src: ExportSource, opts: ExportOptions): Promise<ExportResult> {
+  checkChunkSize(opts.chunkSize);
+  const ssd = opts.ssd ?? 'chunked';
+  if (ssd !== 'chunked') throw new RangeError(`ssd: expected 'chunked' (the only form this version exports), got '${ssd}'`);
+  const outDir = resolve(opts.outDir);
+  if (existsSync(outDir) && !opts.overwrite && (await readdir(outDir)).length > 0) {
+    throw new Error(`out: '${opts.outDir}' exists and is not empty (pass overwrite / --force to replace it)`);
+  }
+  const progress = opts.onProgress ?? (() => {});
+  progress({ phase: 'read', done: 0, total: 1 });
+  const { config, store, source, tokenizerDir } = await openSource(src);
+  const tmp = join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    const check = checkWeights(config, store, source);
+    if (check.unexpected.length > 0) opts.onWarning?.(`ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`);
+    progress({ phase: 'build', done: 0, total: 1 });
+    const ir = buildMamba2Model(config, store, { chunkSize: opts.chunkSize, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
+    const used: Mamba2Config = opts.chunkSize ? { ...config, chunkSize: opts.chunkSize } : config;
+    await mkdir(tmp, { recursive: true });
+    const saved = await saveModel(ir, tmp, {
+      externalData: opts.externalData ?? 'auto',
+      onTensor: (done, total, name) => progress({ phase: 'write', done, total, detail: name }),
+    });
+    const files = saved.files.map((f) => basename(f));
+    const tokenizer: string[] = [];
+    if (tokenizerDir) {
+      for (const f of TOKENIZER_FILES) {
+        if (existsSync(join(tokenizerDir, f))) {
+          await copyFile(join(tokenizerDir, f), join(tmp, f));
+          tokenizer.push(f);
+        }
+      }
+    }
+    const meta: ModelMeta = {
+      format: 'mamba2-onnx',
+      formatVersion: 1,
+      source,
+      config: used,
+      io: ioTable(used),
+      ssdForm: ssd,
+      weightDType: 'fp32',
+      singleStep: 'if',
+      files: { model: MODEL_FILE, data: files.includes(DATA_FILE) ? DATA_FILE : undefined, tokenizer },
+      opsets: ir.opsetImports,
+      exporterVersion: EXPORTER_VERSION,
+    };
+    // JSON cannot hold Infinity: dtLimit's upper bound is written as null and read back as Infinity
+    await writeFile(join(tmp, META_FILE), `${JSON.stringify(meta, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);
+    await swapInto(tmp, outDir);
+    progress({ phase: 'done', done: 1, total: 1 });
+    return { outDir, files: [...files, ...tokenizer, META_FILE], meta };
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  } finally {
+    await store.close();
+  }
+}
+
+/** Moves the finished `tmp` to `outDir`, replacing a previous output only after the new one is complete. */
+async function swapInto(tmp: string, outDir: string): Promise<void> {
+  if (!existsSync(outDir)) {
+    await rename(tmp, outDir);
+    return;
+  }
+  const old = `${tmp}.old`;
+  await rename(outDir, old);
+  await rename(tmp, outDir);
+  await rm(old, { recursive: true, force: true });
+}

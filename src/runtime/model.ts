@@ -1,0 +1,278 @@
+/**
+ * Mamba2Model: one ONNX Runtime session over an exported model, with its recurrent state, a
+ * forward pass and generation.
+ *
+ *   const m = await Mamba2Model.load('out/tiny', { ep: 'webgpu,cpu' });
+ *   const r = await m.generate('Hello', { maxNewTokens: 20 });
+ *   for await (const { text } of m.stream('Hello', { temperature: 0.8, seed: 1 })) process.stdout.write(text);
+ */
+import type { Mamba2Config } from '../export/config-types.js';
+import { IO_NAMES } from '../export/io.js';
+import type { ModelMeta } from '../export/model-meta.js';
+import { describe, parseEpList, type Backend, type BackendSession, type EpFallback, type EpName, type RtTensor } from './backend.js';
+import { generateRows, type GenerateResult, type StreamChunk } from './generate.js';
+import type { GenerateOptions } from './options.js';
+import { deserializeState, serializeState } from './state-io.js';
+import { Mamba2State, stateFromHost, stateSpecs, zeroState, type StateSpec } from './state.js';
+import type { TextTokenizer } from './tokenizer.js';
+
+export interface LoadOptions {
+  /** EPs to try in order: 'cpu' (default), 'webgpu', 'cuda', e.g. 'webgpu,cpu' or ['cuda', 'cpu']. */
+  ep?: string | readonly string[];
+  /** Keep present_* states on the device between steps where the EP allows it (default true). */
+  deviceState?: boolean;
+  /** CPU EP threads (default: ORT's choice). */
+  intraOpNumThreads?: number;
+  /** ORT log severity 0–4 (default 3: errors). */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /** Another backend (e.g. onnxruntime-web); default onnxruntime-node. */
+  backend?: Backend;
+}
+
+export interface CreateOptions extends LoadOptions {
+  /** model.onnx path (external data is found beside it) or its bytes. */
+  model: string | Uint8Array;
+  meta: ModelMeta;
+  tokenizer?: TextTokenizer;
+}
+
+/** Logits of one forward pass: [batch, sequence, vocab] (vocab = config.vocabSize, padded rows included). */
+export class Logits {
+  constructor(
+    readonly data: Float32Array,
+    readonly dims: readonly [number, number, number],
+  ) {}
+
+  /** The row of logits for batch row `b` at position `t` (negative t counts from the end). */
+  at(b: number, t = -1): Float32Array {
+    const [B, L, V] = this.dims;
+    const tt = t < 0 ? L + t : t;
+    if (!Number.isInteger(b) || b < 0 || b >= B || !Number.isInteger(tt) || tt < 0 || tt >= L) {
+      throw new RangeError(`logits.at: expected 0 ≤ b < ${B} and -${L} ≤ t < ${L}, got b = ${b}, t = ${t}`);
+    }
+    const off = (b * L + tt) * V;
+    return this.data.subarray(off, off + V);
+  }
+}
+
+export interface ForwardResult {
+  logits: Logits;
+  /** The state after these tokens; the input state is left as it was. */
+  state: Mamba2State;
+}
+
+/** Token ids for forward(): rows of equal length, one row, or int64 data with explicit dims. */
+export type ForwardIds = readonly (readonly number[])[] | readonly number[] | BigInt64Array | { data: BigInt64Array; dims: readonly [number, number] };
+
+export class Mamba2Model {
+  readonly specs: readonly StateSpec[];
+  private queue: Promise<unknown> = Promise.resolve();
+  private released = false;
+
+  private constructor(
+    readonly backend: Backend,
+    private readonly session: BackendSession,
+    readonly meta: ModelMeta,
+    readonly tokenizer: TextTokenizer | undefined,
+  ) {
+    this.specs = stateSpecs(meta, session.inputs, session.outputs);
+  }
+
+  /** Load an exported model directory (onnxruntime-node unless `opts.backend` says otherwise). */
+  static async load(dir: string, opts: LoadOptions = {}): Promise<Mamba2Model> {
+    const { readModelDir } = await import('./node-files.js');
+    const files = await readModelDir(dir);
+    return Mamba2Model.create({ ...opts, model: files.modelPath, meta: files.meta, tokenizer: files.tokenizer });
+  }
+
+  /** Build from parts already in hand (a browser loader, tests). */
+  static async create(opts: CreateOptions): Promise<Mamba2Model> {
+    const eps = parseEpList(opts.ep ?? 'cpu', 'opts.ep');
+    const backend = opts.backend ?? (await import('./node.js')).nodeBackend();
+    const deviceOutputs = opts.deviceState === false ? [] : opts.meta.io.outputs.filter((o) => o.role !== 'logits').map((o) => o.name);
+    const session = await backend.createSession(opts.model, {
+      eps,
+      deviceOutputs,
+      ...(opts.logSeverityLevel !== undefined ? { logSeverityLevel: opts.logSeverityLevel } : {}),
+      ...(opts.intraOpNumThreads !== undefined ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+    });
+    try {
+      return new Mamba2Model(backend, session, opts.meta, opts.tokenizer);
+    } catch (e) {
+      await session.release();
+      throw e;
+    }
+  }
+
+  get config(): Mamba2Config {
+    return this.meta.config;
+  }
+
+  /** The EP the session really runs on. */
+  get ep(): EpName {
+    return this.session.ep;
+  }
+
+  /** EPs asked for before `ep` that failed, with the reason (report these to the user). */
+  get fallbacks(): readonly EpFallback[] {
+    return this.session.fallbacks;
+  }
+
+  /** True when states stay in device memory between steps. */
+  get deviceState(): boolean {
+    return this.specs.every((s) => this.session.deviceOutputs.has(s.output));
+  }
+
+  /** A fresh (all-zero) state for `batch` rows. */
+  zeroState(batch = 1): Mamba2State {
+    return zeroState(this.backend, this.specs, batch);
+  }
+
+  /** Token ids of `text`; a clear error when the model came without a tokenizer. */
+  encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    if (!this.tokenizer) {
+      throw new TypeError('prompt: this model directory has no tokenizer.json, so it accepts token ids only (pass number[], or --ids 1,2,3)');
+    }
+    return this.tokenizer.encode(text, opts);
+  }
+
+  /** Text of `ids` (special tokens skipped); '' without a tokenizer. */
+  decode(ids: readonly number[]): string {
+    return this.tokenizer ? this.tokenizer.decode(ids) : '';
+  }
+
+  /**
+   * Run the graph on `ids` continuing `state` (a fresh state when absent). Returns all positions'
+   * logits and the new state; `state` itself is not changed or disposed.
+   */
+  async forward(ids: ForwardIds, state?: Mamba2State): Promise<ForwardResult> {
+    const { data, dims } = this.idsTensor(ids);
+    const [B] = dims;
+    if (state !== undefined) this.checkState(state, B, 'state');
+    const own = state === undefined ? this.zeroState(B) : undefined;
+    const s = state ?? own!;
+    try {
+      return await this.exclusive(async () => {
+        const feeds: Record<string, RtTensor> = { [IO_NAMES.inputIds]: this.backend.tensor('int64', data, dims) };
+        s.tensors.forEach((t, i) => (feeds[this.specs[i]!.input] = t));
+        const out = await this.session.run(feeds);
+        const logitsT = out[IO_NAMES.logits]!;
+        const logits = (logitsT.location === 'cpu' ? logitsT.data : await logitsT.getData(true)) as Float32Array;
+        const next = new Mamba2State(this.specs, B, this.specs.map((sp) => out[sp.output]!));
+        const [, L] = dims;
+        return { logits: new Logits(logits, [B, L, logitsT.dims[2]!]), state: next };
+      });
+    } finally {
+      own?.dispose();
+    }
+  }
+
+  /** Generate from one prompt (text or token ids). */
+  async generate(prompt: string | readonly number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+    const it = generateRows(this, [prompt], opts, 'prompt');
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return r.value[0]!;
+    }
+  }
+
+  /** Generate from several prompts at once (rows of unequal length are prefilled one by one). */
+  async generateBatch(prompts: readonly (string | readonly number[])[], opts: GenerateOptions = {}): Promise<GenerateResult[]> {
+    if (!Array.isArray(prompts)) throw new TypeError(`prompts: expected an array of prompts, got ${describe(prompts)}`);
+    if (prompts.length === 0) throw new RangeError('prompts: expected at least one prompt, got an empty array');
+    const it = generateRows(this, prompts, opts, 'prompts');
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * Stream tokens and text as they are generated. Text never splits a character and never shows
+   * a stop string. The iterator's return value is the GenerateResult.
+   */
+  async *stream(prompt: string | readonly number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk, GenerateResult, undefined> {
+    const it = generateRows(this, [prompt], opts, 'prompt');
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return r.value[0]!;
+      yield { tokenId: r.value.tokenId, text: r.value.text, index: r.value.index };
+    }
+  }
+
+  /** Bytes of a state (downloaded from the device if needed); see state-io.ts for the format. */
+  async saveState(state: Mamba2State): Promise<Uint8Array> {
+    this.checkState(state, state.batch, 'state');
+    return serializeState(await state.toHost());
+  }
+
+  /** A state from bytes written by saveState (validated, and checked against this model). */
+  loadState(bytes: Uint8Array): Mamba2State {
+    return stateFromHost(this.backend, this.specs, deserializeState(bytes));
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.queue.catch(() => undefined);
+    await this.session.release();
+  }
+
+  /** Runs one session call at a time (WebGPU IO binding is per session). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.released) return Promise.reject(new Error('Mamba2Model: the model was released'));
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Check a state belongs to this model and has `batch` rows. */
+  checkState(state: unknown, batch: number, what: string): asserts state is Mamba2State {
+    if (!(state instanceof Mamba2State)) throw new TypeError(`${what}: expected a Mamba2State, got ${describe(state)}`);
+    if (state.disposed) throw new Error(`${what}: the state was disposed`);
+    if (state.specs.length !== this.specs.length || state.specs.some((s, i) => s.input !== this.specs[i]!.input || s.dims.join() !== this.specs[i]!.dims.join())) {
+      throw new RangeError(`${what}: the state belongs to a model with different state tensors`);
+    }
+    if (state.batch !== batch) throw new RangeError(`${what}: batch expected ${batch} (rows of ids), got ${state.batch}`);
+  }
+
+  private idsTensor(ids: ForwardIds): { data: BigInt64Array; dims: [number, number] } {
+    const V = this.config.vocabSize;
+    let data: BigInt64Array;
+    let dims: [number, number];
+    if (ids instanceof BigInt64Array) {
+      data = ids;
+      dims = [1, ids.length];
+    } else if (Array.isArray(ids)) {
+      const rows = (ids.length > 0 && Array.isArray(ids[0]) ? ids : [ids]) as readonly unknown[];
+      if (rows.length === 0) throw new RangeError('ids: expected at least one row of token ids, got an empty array');
+      const L = Array.isArray(rows[0]) ? rows[0].length : -1;
+      data = new BigInt64Array(rows.length * Math.max(L, 0));
+      rows.forEach((row, b) => {
+        if (!Array.isArray(row)) throw new TypeError(`ids[${b}]: expected an array of token ids, got ${describe(row)}`);
+        if (row.length !== L) throw new RangeError(`ids[${b}]: rows must have equal length, expected ${L}, got ${row.length}`);
+        row.forEach((id: unknown, t) => {
+          if (typeof id !== 'number') throw new TypeError(`ids[${b}][${t}]: expected a token id (number), got ${describe(id)}`);
+          data[b * L + t] = BigInt(id);
+        });
+      });
+      dims = [rows.length, L];
+    } else if (ids && typeof ids === 'object' && 'data' in ids && ids.data instanceof BigInt64Array) {
+      data = ids.data;
+      dims = [ids.dims[0], ids.dims[1]];
+      if (!dims.every((d) => Number.isInteger(d) && d >= 1) || dims[0] * dims[1] !== data.length) {
+        throw new RangeError(`ids.dims: expected [batch, sequence] with batch·sequence = ${data.length}, got [${dims.join(', ')}]`);
+      }
+    } else {
+      throw new TypeError(`ids: expected number[][], number[], BigInt64Array or {data, dims}, got ${describe(ids)}`);
+    }
+    if (dims[1] < 1) throw new RangeError('ids: expected at least one token per row, got 0');
+    for (let i = 0; i < data.length; i++) {
+      if (data[i]! < 0n || data[i]! >= BigInt(V)) {
+        const b = Math.floor(i / dims[1]);
+        throw new RangeError(`ids[${b}][${i % dims[1]}]: token id out of vocab, expected an integer in [0, ${V}), got ${data[i]}`);
+      }
+    }
+    return { data, dims };
+  }
+}
