@@ -19,6 +19,7 @@ import { loadConfig } from './config.js';
 import type { Mamba2Config } from './config-types.js';
 import { ioTable } from './io.js';
 import { buildMamba2Model } from './lm.js';
+import { sequenceForm } from './forms.js';
 import { DATA_FILE, META_FILE, MODEL_FILE, type ModelMeta, type SsdForm } from './model-meta.js';
 import { loadPreset } from './presets.js';
 import { randomWeights } from './random-weights.js';
@@ -92,7 +93,7 @@ function checkChunkSize(q: number | undefined): void {
 export async function exportModel(src: ExportSource, opts: ExportOptions): Promise<ExportResult> {
   checkChunkSize(opts.chunkSize);
   const ssd = opts.ssd ?? 'chunked';
-  if (ssd !== 'chunked') throw new RangeError(`ssd: expected 'chunked' (the only form this version exports), got '${ssd}'`);
+  sequenceForm(ssd); // validates the name
   const outDir = resolve(opts.outDir);
   if (existsSync(outDir) && !opts.overwrite && (await readdir(outDir)).length > 0) {
     throw new Error(`out: '${opts.outDir}' exists and is not empty (pass overwrite / --force to replace it)`);
@@ -105,7 +106,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
     const check = checkWeights(config, store, source);
     if (check.unexpected.length > 0) opts.onWarning?.(`ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`);
     progress({ phase: 'build', done: 0, total: 1 });
-    const ir = buildMamba2Model(config, store, { chunkSize: opts.chunkSize, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
+    const ir = buildMamba2Model(config, store, { ssd, chunkSize: opts.chunkSize, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
     const used: Mamba2Config = opts.chunkSize ? { ...config, chunkSize: opts.chunkSize } : config;
     await mkdir(tmp, { recursive: true });
     const saved = await saveModel(ir, tmp, {

@@ -17,16 +17,20 @@ import type { TensorStore } from './checkpoint/types.js';
 import type { Mamba2Config } from './config-types.js';
 import { IO_NAMES, ioTable } from './io.js';
 import { type LayerState, mamba2Mixer, mamba2MixerStep } from './mixer.js';
-import { declareWeights, type ModelWeights } from './weights.js';
+import { declareWeights, type LayerWeights, type ModelWeights } from './weights.js';
+import { sequenceForm } from './forms.js';
+import type { SsdForm } from './model-meta.js';
 
 export interface BuildOptions {
   /** Overrides the config's chunk size Q (the math does not depend on it). */
   chunkSize?: number;
+  /** How the sequence path computes conv + SSD (default 'chunked'). */
+  ssd?: SsdForm;
   producerVersion?: string;
   docString?: string;
 }
 
-type Mixer = typeof mamba2Mixer;
+type Mixer = (ctx: Ctx, w: LayerWeights, u: Value, s: LayerState) => { y: Value; state: LayerState };
 
 /** Residual stack + final norm + head, shared by both branches; x is [B,L,D] or [B,D]. */
 function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[], mixer: Mixer): Value[] {
@@ -49,7 +53,8 @@ function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[
 
 export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: BuildOptions = {}): ModelIR {
   const c: Mamba2Config = opts.chunkSize ? { ...c0, chunkSize: opts.chunkSize } : c0;
-  const m = new ModelBuilder({ name: 'mamba2', producerVersion: opts.producerVersion, docString: opts.docString });
+  const form = sequenceForm(opts.ssd ?? 'chunked');
+  const m = new ModelBuilder({ name: 'mamba2', opsets: form.opsets, producerVersion: opts.producerVersion, docString: opts.docString });
   const g = m.graph;
   const io = ioTable(c);
   const ids = g.input(IO_NAMES.inputIds, 'int64', io.inputs[0]!.shape); // [B,L]
@@ -67,8 +72,9 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
     const outs = layersAndHead(new Ctx(sg, c), w, op.Squeeze(sg, h, [1]), past, mamba2MixerStep); // [B,D]
     return [op.Unsqueeze(sg, outs[0]!, [1]), ...outs.slice(1)]; // logits [B,1,V]
   };
-  const chunked = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl), w, h, past, mamba2Mixer);
-  const results = op.If(g, isStep, shapes, step, chunked);
+  const seqMixer: Mixer = (ctx, lw, u, s) => mamba2Mixer(ctx, lw, u, s, form);
+  const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl), w, h, past, seqMixer);
+  const results = op.If(g, isStep, shapes, step, sequence);
   io.outputs.forEach((o, k) => g.output(results[k]!, o.name, o.shape));
   m.metadata['mamba2_onnx.config'] = JSON.stringify(c);
   return m.finish();

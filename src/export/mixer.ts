@@ -7,8 +7,9 @@
 import * as op from '../graph/ops.js';
 import type { Value } from '../graph/value.js';
 import { B, type Ctx, gatedRmsNorm, L, linear, silu } from './blocks.js';
-import { causalConv, causalConvStep } from './conv.js';
-import { ssdChunked, ssdStep } from './ssd.js';
+import { causalConvStep } from './conv.js';
+import type { SequenceForm } from './forms.js';
+import { ssdStep } from './ssd.js';
 import type { LayerWeights } from './weights.js';
 
 export interface LayerState {
@@ -56,16 +57,16 @@ function finish(ctx: Ctx, w: LayerWeights, y: Value, s: ReturnType<typeof splitI
 }
 
 /** Mixer over L ≥ 1 tokens, continuing `state`. */
-export function mamba2Mixer(ctx: Ctx, w: LayerWeights, u: Value /* [B,L,D] */, state: LayerState): { y: Value; state: LayerState } {
+export function mamba2Mixer(ctx: Ctx, w: LayerWeights, u: Value /* [B,L,D] */, state: LayerState, form: SequenceForm): { y: Value; state: LayerState } {
   const { g, c } = ctx;
   const [H, P, G, N] = [c.nHeads, c.headDim, c.nGroups, c.dState];
   return g.scope('mixer', () => {
     const zxbcdt = linear(ctx, 'in_proj', u, w.inProj, w.inProjBias); // [B,L,F]
     const s = splitInProj(ctx, zxbcdt);
-    const conv = causalConv(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,L,Cdim]  state [B,Cdim,K-1]
+    const conv = form.conv(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,L,Cdim]  state [B,Cdim,K-1]
     const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1);
     const x4 = op.Reshape(g, x!, [B, L, H, P]); // [B,L,H,P]
-    const ssm = ssdChunked(ctx, {
+    const ssm = form.ssd(ctx, {
       x: x4,
       dt: dtPipeline(ctx, s.dt, w.dtBias), // [B,L,H]
       A: decayRate(ctx, w.aLog), // [H]

@@ -105,6 +105,20 @@ export class EpUnavailableError extends Error {
   }
 }
 
+/** A session could not be created for a reason other than a missing EP (e.g. a bad model). */
+export class SessionCreateError extends Error {
+  override readonly name = 'SessionCreateError';
+  constructor(
+    readonly ep: EpName,
+    readonly model: string,
+    reason: string,
+    readonly tried: readonly EpFallback[] = [],
+  ) {
+    const before = tried.length > 0 ? ` (also tried: ${tried.map((t) => `${t.ep}: ${t.reason}`).join('; ')})` : '';
+    super(`could not create an onnxruntime session for ${model} on '${ep}': ${reason}${before}`);
+  }
+}
+
 /** Short, one-line reason from an ORT error message (strips source paths and ORT prefixes). */
 export function summarizeOrtError(err: unknown): string {
   const raw = err instanceof Error ? err.message : String(err);

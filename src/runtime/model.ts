@@ -253,6 +253,9 @@ export class Mamba2Model {
         if (row.length !== L) throw new RangeError(`ids[${b}]: rows must have equal length, expected ${L}, got ${row.length}`);
         row.forEach((id: unknown, t) => {
           if (typeof id !== 'number') throw new TypeError(`ids[${b}][${t}]: expected a token id (number), got ${describe(id)}`);
+          if (!Number.isInteger(id) || id < 0 || id >= V) {
+            throw new RangeError(`ids[${b}][${t}]: token id out of vocab, expected an integer in [0, ${V}), got ${id}`);
+          }
           data[b * L + t] = BigInt(id);
         });
       });

@@ -11,6 +11,7 @@ import * as ort from 'onnxruntime-node';
 import {
   EP_NAMES,
   EpUnavailableError,
+  SessionCreateError,
   summarizeOrtError,
   type Backend,
   type BackendSession,
@@ -25,20 +26,6 @@ import {
 
 /** EP failures that mean "not available here", as opposed to a model the EP cannot run. */
 const UNAVAILABLE = /adapter|Failed to load (shared )?library|providers_(cuda|shared)|backend not found|no available backend|libcu|CUDA driver|cudaGetDeviceCount/i;
-
-/** A session could not be created for a reason other than a missing EP (e.g. a bad model). */
-export class SessionCreateError extends Error {
-  override readonly name = 'SessionCreateError';
-  constructor(
-    readonly ep: EpName,
-    readonly model: string,
-    reason: string,
-    readonly tried: readonly EpFallback[] = [],
-  ) {
-    const before = tried.length > 0 ? ` (also tried: ${tried.map((t) => `${t.ep}: ${t.reason}`).join('; ')})` : '';
-    super(`could not create an onnxruntime session for ${model} on '${ep}': ${reason}${before}`);
-  }
-}
 
 class NodeSession implements BackendSession {
   readonly inputs: readonly ValueInfo[];

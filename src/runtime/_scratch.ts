@@ -1,0 +1,16 @@
+import { Mamba2Model } from './index.js';
+import { writeToyModelDir } from './test-utils/toy-model.js';
+writeToyModelDir('/tmp/toy1');
+const m = await Mamba2Model.load('/tmp/toy1', { ep: 'webgpu,cpu' });
+console.log(m.ep, m.fallbacks, m.deviceState);
+const r = await m.generate([1, 2, 3], { maxNewTokens: 8 });
+console.log(r);
+const a = await m.forward([[1, 2, 3, 4]]);
+const b1 = await m.forward([[1, 2]]);
+const b2 = await m.forward([[3]], b1.state);
+const b3 = await m.forward([[4]], b2.state);
+console.log(a.logits.at(0), b3.logits.at(0));
+const bytes = await m.saveState(b3.state);
+console.log(bytes.length, (await m.forward([[1]], m.loadState(bytes))).logits.at(0));
+for await (const ch of m.stream([1], { maxNewTokens: 4, temperature: 1, seed: 3 })) console.log(ch);
+console.log(await m.generateBatch([[1], [2, 3]], { maxNewTokens: 3 }));

@@ -1,0 +1,48 @@
+/**
+ * The runtime's public API: load an exported Mamba-2 model, run it, generate text.
+ *
+ *   import { Mamba2Model } from 'mamba2-onnx/runtime';
+ *   const m = await Mamba2Model.load(dir, { ep: 'cpu' });
+ *   const { text } = await m.generate('Once upon a time', { maxNewTokens: 32 });
+ */
+export { Mamba2Model, Logits, type ForwardIds, type ForwardResult, type LoadOptions, type CreateOptions } from './model.js';
+export type { GenerateResult, StreamChunk, FinishReason } from './generate.js';
+export type { GenerateOptions } from './options.js';
+export {
+  EP_NAMES,
+  EP_HINTS,
+  EpUnavailableError,
+  SessionCreateError,
+  parseEpList,
+  type Backend,
+  type BackendSession,
+  type EpName,
+  type EpFallback,
+  type RtTensor,
+  type ValueInfo,
+} from './backend.js';
+export {
+  Mamba2State,
+  ModelMismatchError,
+  concatHostStates,
+  sliceHostState,
+  stateFromHost,
+  stateSpecs,
+  zeroState,
+  type HostState,
+  type StateSpec,
+} from './state.js';
+export { serializeState, deserializeState, StateFormatError, STATE_FORMAT_VERSION } from './state-io.js';
+export {
+  mulberry32,
+  randomSeed,
+  sampleToken,
+  samplingDistribution,
+  draw,
+  type SamplingParams,
+  type Distribution,
+  type Rng,
+} from './sampling.js';
+export { TextTokenizer } from './tokenizer.js';
+export { IncrementalDecoder, StopStringMatcher } from './detokenize.js';
+export { parseModelMeta, ModelMetaError } from './meta.js';
