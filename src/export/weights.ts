@@ -41,6 +41,8 @@ export function storeTensor(store: TensorStore, key: string): TensorData {
   if (!info) throw new Error(`checkpoint has no tensor '${key}'`);
   return lazyTensor('float32', info.shape, async () => {
     const a = await store.readFloat32(key);
+    const bad = a.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new Error(`checkpoint tensor '${key}' holds ${a[bad]} at flat index ${bad}: refusing to export non-finite weights`);
     return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   });
 }

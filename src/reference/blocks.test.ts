@@ -38,7 +38,8 @@ describe('dtPipeline', () => {
     expect(clamped[0]).toBe(0.001);
     expect(clamped[1]).toBe(0.5);
     expect(clamped[2]).toBe(0.5);
-    expect(clamped[4]).toBeCloseTo(softplus(-9.5), 15);
+    expect(clamped[4]).toBe(0.001);
+    expect(clamped[5]).toBeCloseTo(softplus(-1), 15);
   });
 });
 

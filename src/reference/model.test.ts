@@ -41,7 +41,6 @@ const FIXTURES: { name: string; dir: string; own: boolean }[] = [
 for (const f of FIXTURES) {
   const present = fixtureExists(f.dir);
   if (!present) {
-    // eslint-disable-next-line no-console -- a test's notice that a fixture set is absent
     console.warn(`skipping reference-model tests on ${f.name}: ${f.dir} not found`);
   }
   describe.skipIf(!present)(`reference Mamba-2 vs HF transformers: ${f.name}`, () => {

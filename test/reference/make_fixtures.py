@@ -30,7 +30,7 @@ EOS, BOS, PAD = 2, 0, 1
 CASE_SHAPES = [(1, 37), (2, 16), (1, 1), (1, 70)]
 GREEDY_PROMPT, GREEDY_NEW = 12, 20
 
-# name, seed, D, NL, H, P, N, G, Q, raw vocab, pad multiple, tied, dt_limit, K
+# raw_vocab: the mamba_ssm vocab_size; rows = raw_vocab rounded up to pad_multiple (= HF vocab_size)
 FIXTURES = [
     dict(name="tiny-g1", seed=101, d_model=32, n_layer=2, n_heads=4, head_dim=16, d_state=8, n_groups=1,
          chunk=8, raw_vocab=64, pad_multiple=1, tied=False, dt_limit=(0.0, INF), conv_kernel=4,
@@ -247,6 +247,24 @@ def greedy(model, prompt, real_vocab):
     return ids
 
 
+def dt_clamp_facts(model, f, ids, checks, log):
+    """How much of softplus(dt + dt_bias) lies above the limit (clamp-pad must clip for real)."""
+    hi, store, hooks = f["dt_limit"][1], [], []
+    for layer in model.backbone.layers:
+        def hook(mod, inp, outp, mixer=layer.mixer):
+            store.append(F.softplus(outp[..., -f["n_heads"]:] + mixer.dt_bias))
+        hooks.append(layer.mixer.in_proj.register_forward_hook(hook))
+    with torch.no_grad():
+        model(input_ids=ids, use_cache=False)
+    for hk in hooks:
+        hk.remove()
+    allv = torch.cat([s.flatten() for s in store])
+    frac = float((allv > hi).double().mean())
+    checks["dt_fraction_above_limit_case0"] = frac
+    checks["dt_range_case0_before_clamp"] = [float(allv.min()), float(allv.max())]
+    log(f"[{f['name']}] dt above {hi}: {frac:.3f} of values, range {float(allv.min()):.4f}..{float(allv.max()):.4f}")
+
+
 def case0_states(model, f, ids, ref_states, checks, log):
     """Final per-layer states after case 0, from HF's cache (the float64 reference if unreadable)."""
     name = f["name"]
@@ -333,27 +351,8 @@ def make_fixture(f, out_root, log):
     prompt = torch.randint(0, real_vocab, (1, GREEDY_PROMPT), generator=data_gen)
     out_ids = greedy(model, prompt, real_vocab)
 
-    # Facts about the dt clamp (for clamp-pad: both sides of the limit must occur)
-    lo, hi = f["dt_limit"]
-    if hi != INF:
-        # dt of the last layer of case 0 after the clamp; recompute the unclamped fraction over all layers
-        with torch.no_grad():
-            hooks = []
-            store = []
-            for layer in model.backbone.layers:
-                def hook(mod, inp, outp, mixer=layer.mixer):
-                    H = f["n_heads"]
-                    raw = outp[..., -H:]
-                    store.append(F.softplus(raw + mixer.dt_bias))
-                hooks.append(layer.mixer.in_proj.register_forward_hook(hook))
-            model(input_ids=torch.tensor(cases[0]["input_ids"]), use_cache=False)
-            for hk in hooks:
-                hk.remove()
-        allv = torch.cat([s.flatten() for s in store])
-        frac = float((allv > hi).double().mean())
-        checks["dt_fraction_above_limit_case0"] = frac
-        checks["dt_range_case0_before_clamp"] = [float(allv.min()), float(allv.max())]
-        log(f"[{name}] dt above {hi}: {frac:.3f} of values, range {float(allv.min()):.4f}..{float(allv.max()):.4f}")
+    if f["dt_limit"][1] != INF:
+        dt_clamp_facts(model, f, torch.tensor(cases[0]["input_ids"]), checks, log)
 
     # Reload both checkpoints and check they give the same logits
     try:

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { openSafetensors } from './safetensors.js';
 import { CheckpointError, type TensorStore } from './types.js';
 import { bf16Bytes, f16Bytes, f32Bytes, f64Bytes, seededFloats } from './testing.js';
 import { PickleWriter, torchStateDictPickle, writeTorchCheckpoint, type TorchCheckpointSpec } from './testing-torch.js';
+import { ZipReader } from './zip.js';
 
 let dir: string;
 let n = 0;
@@ -216,5 +217,39 @@ describe('fixture: the same weights in both formats', () => {
       await t.close();
       await h.close();
     }
+  });
+
+  it.skipIf(!present)('testing-torch writes what torch.save wrote for hf-tiny-untied (same data.pkl bytes and zip layout)', async () => {
+    const h = await openSafetensors(`${root}/hf-tiny-untied/hf/model.safetensors`);
+    const mixer = ['norm.weight', 'mixer.dt_bias', 'mixer.A_log', 'mixer.D', 'mixer.conv1d.weight', 'mixer.conv1d.bias',
+      'mixer.in_proj.weight', 'mixer.norm.weight', 'mixer.out_proj.weight'];
+    const order = ['backbone.embedding.weight', ...[0, 1].flatMap((i) => mixer.map((m) => `backbone.layers.${i}.${m}`)),
+      'backbone.norm_f.weight', 'lm_head.weight'];
+    const storages: Record<string, Uint8Array> = {};
+    const tensors = [];
+    for (const [i, key] of order.entries()) {
+      const hk = key.replace('embedding.', 'embeddings.');
+      const shape = h.info(hk)!.shape;
+      tensors.push({ key, storage: String(i), numel: shape.reduce((a, b) => a * b, 1), size: shape });
+      storages[String(i)] = new Uint8Array((await h.readFloat32(hk)).buffer);
+    }
+    await h.close();
+    const mine = join(dir, 'pytorch_model.bin');
+    await writeTorchCheckpoint(mine, { archive: 'pytorch_model', tensors, storages });
+    const layout = async (p: string): Promise<{ pkl: Uint8Array; entries: [string, number, number][] }> => {
+      const fh = await open(p, 'r');
+      try {
+        const zip = await ZipReader.open(fh, p, (await fh.stat()).size);
+        const pkl = await zip.readEntry(zip.entries.get('pytorch_model/data.pkl')!, 1 << 20);
+        const entries = await Promise.all([...zip.entries.values()].map(async (e): Promise<[string, number, number]> => [e.name, await zip.dataOffset(e), e.uncompressedSize]));
+        return { pkl, entries };
+      } finally {
+        await fh.close();
+      }
+    };
+    const want = await layout(`${root}/hf-tiny-untied/mamba_ssm/pytorch_model.bin`);
+    const got = await layout(mine);
+    expect(Buffer.from(got.pkl).equals(Buffer.from(want.pkl))).toBe(true);
+    expect(got.entries).toEqual(want.entries);
   });
 });

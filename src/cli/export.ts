@@ -1,0 +1,144 @@
+/**
+ * `mamba2-onnx export <checkpoint-dir> --out <dir>` and
+ * `mamba2-onnx export --preset NAME --random-weights [--seed N] --out <dir>`; `--list-presets`.
+ */
+import { existsSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+import type { Command } from 'commander';
+import { exportModel, type ExportSource } from '../export/index.js';
+import { META_FILE } from '../export/model-meta.js';
+import { listPresets, loadPreset } from '../export/presets.js';
+import { UsageError, type CliIO } from './errors.js';
+import { intFlag } from './flags.js';
+import { formatBytes, formatCount, formatDuration, table } from './format.js';
+import { exportProgress } from './progress.js';
+
+interface ExportFlags {
+  out?: string;
+  chunkSize?: number;
+  externalData: 'auto' | 'always' | 'never';
+  force?: boolean;
+  preset?: string;
+  randomWeights?: boolean;
+  seed?: number;
+  listPresets?: boolean;
+}
+
+export function registerExport(program: Command, io: CliIO): void {
+  program
+    .command('export')
+    .description('export a Mamba-2 checkpoint (HF safetensors or mamba_ssm pytorch_model.bin), or a preset shape with random weights, to an ONNX model directory')
+    .argument('[checkpoint-dir]', 'checkpoint directory (config.json + weights)')
+    .option('-o, --out <dir>', 'model directory to write (model.onnx, model.onnx.data, mamba2-onnx.json, tokenizer files)')
+    .option('--chunk-size <Q>', "SSD chunk size Q (default: the checkpoint's)", intFlag(1, 4096))
+    .addOption(program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'))
+    .option('-f, --force', 'replace --out if it holds a previous export')
+    .option('--preset <name>', "a model shape from models/ (see --list-presets) or a preset .json path, instead of a checkpoint")
+    .option('--random-weights', 'with --preset: seeded random weights in the checkpoint value ranges')
+    .option('--seed <N>', 'with --random-weights: the seed (default 0)', intFlag(0))
+    .option('--list-presets', 'list the presets and exit')
+    .action(async (checkpointDir: string | undefined, flags: ExportFlags) => {
+      if (flags.listPresets) {
+        io.out(presetList());
+        return;
+      }
+      const src = sourceFrom(checkpointDir, flags);
+      if (flags.out === undefined) throw new UsageError('--out: expected the model directory to write, got nothing', 'export');
+      await checkOut(flags.out, 'checkpointDir' in src ? src.checkpointDir : undefined, flags.force === true);
+      await runExport(io, src, { ...flags, out: flags.out });
+    });
+}
+
+function sourceFrom(checkpointDir: string | undefined, f: ExportFlags): ExportSource {
+  if (f.preset !== undefined) {
+    if (checkpointDir !== undefined) {
+      throw new UsageError(`expected a checkpoint directory or --preset, got both ('${checkpointDir}' and --preset ${f.preset})`, 'export');
+    }
+    if (!f.randomWeights) {
+      throw new UsageError(`--preset ${f.preset}: a preset is only a shape, it has no weights; add --random-weights (and optionally --seed N)`, 'export');
+    }
+    const isPath = f.preset.endsWith('.json') || f.preset.includes('/') || f.preset.includes('\\');
+    if (!isPath && !listPresets().includes(f.preset)) {
+      throw new UsageError(`--preset: expected one of ${listPresets().join(', ')} (or a preset .json path), got '${f.preset}'`, 'export');
+    }
+    return { preset: f.preset, randomWeights: true, seed: f.seed ?? 0 };
+  }
+  if (f.randomWeights) throw new UsageError('--random-weights: only applies with --preset NAME', 'export');
+  if (f.seed !== undefined) throw new UsageError('--seed: only applies with --preset NAME --random-weights', 'export');
+  if (checkpointDir === undefined) {
+    throw new UsageError('expected a checkpoint directory or --preset NAME --random-weights, got neither', 'export');
+  }
+  return { checkpointDir };
+}
+
+const inside = (child: string, parent: string): boolean => {
+  const r = relative(parent, child);
+  return r === '' || (!r.startsWith(`..${sep}`) && r !== '..' && !r.startsWith(sep));
+};
+
+/**
+ * Refuses outputs that --force would destroy by mistake: a file, the checkpoint itself (or a folder
+ * holding it), or a non-empty directory that is not a previous export (no mamba2-onnx.json).
+ */
+async function checkOut(out: string, checkpointDir: string | undefined, force: boolean): Promise<void> {
+  const path = resolve(out);
+  if (checkpointDir !== undefined && inside(resolve(checkpointDir), path)) {
+    throw new UsageError(`--out: expected a directory apart from the checkpoint, got '${out}' (it holds the checkpoint '${checkpointDir}')`, 'export');
+  }
+  if (!existsSync(path)) return;
+  if (!(await stat(path)).isDirectory()) throw new Error(`--out: expected a directory, got '${out}' (an existing file)`);
+  const entries = await readdir(path);
+  if (entries.length === 0) return;
+  if (!force) throw new Error(`--out: '${out}' exists and is not empty; pass --force to replace a previous export`);
+  if (!entries.includes(META_FILE)) {
+    throw new Error(`--out: refusing to replace '${out}': it is not empty and holds no ${META_FILE}, so it is not a previous export`);
+  }
+}
+
+async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: string }): Promise<void> {
+  const t0 = performance.now();
+  const progress = exportProgress(io);
+  let result;
+  try {
+    result = await exportModel(src, {
+      outDir: f.out,
+      chunkSize: f.chunkSize,
+      externalData: f.externalData,
+      overwrite: f.force === true,
+      onProgress: progress.onProgress,
+      onWarning: (m) => {
+        progress.stop();
+        io.err(`warning: ${m}\n`);
+      },
+    });
+  } finally {
+    progress.stop();
+  }
+  const ms = performance.now() - t0;
+  const rows: string[][] = [];
+  let total = 0;
+  for (const name of result.files) {
+    const size = (await stat(join(result.outDir, name))).size;
+    total += size;
+    rows.push([name, formatBytes(size)]);
+  }
+  rows.push(['total', formatBytes(total)]);
+  const c = result.meta.config;
+  const opsets = Object.entries(result.meta.opsets).map(([d, v]) => `${d === '' ? 'ai.onnx' : d} ${v}`).join(', ');
+  io.out(
+    `exported ${result.meta.source} → ${result.outDir} in ${formatDuration(ms)}\n` +
+      `${table(rows, { right: [1], indent: '  ' })}\n` +
+      `  ${c.nLayer} layers · d_model ${c.dModel} · heads ${c.nHeads}×${c.headDim} · d_state ${c.dState} · groups ${c.nGroups} · ` +
+      `vocab ${formatCount(c.vocabSize)} · chunk ${c.chunkSize} · opsets ${opsets}\n`,
+  );
+}
+
+function presetList(): string {
+  const rows = listPresets().map((name) => {
+    const p = loadPreset(name);
+    const c = p.config;
+    return [name, `${c.nLayer} layers`, `d_model ${c.dModel}`, `vocab ${formatCount(c.vocabSize)}`, p.source];
+  });
+  return `${table([['preset', 'layers', 'width', 'vocab', 'weights'], ...rows])}\n`;
+}

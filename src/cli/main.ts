@@ -1,0 +1,78 @@
+/**
+ * The `mamba2-onnx` program: global flags, one registrar per command, and the error policy
+ * (errors.ts). Each command lives in its own file and registers itself:
+ *
+ *   export   export.ts     inspect  inspect.ts     verify   verify.ts
+ *
+ * To add a command (`generate`, `serve`, `bench`): write `src/cli/<name>.ts` exporting
+ * `register<Name>(program, io)`, create the subcommand with `program.command(...)` (so it inherits
+ * the error handling below), and add it to COMMANDS. Commands print results with `io.out`,
+ * progress and warnings with `io.err`, and throw to fail; library code never prints.
+ */
+import { Command, CommanderError } from 'commander';
+import { EXPORTER_VERSION } from '../export/index.js';
+import { EXIT_OK, exitCodeFor, formatError, type CliIO } from './errors.js';
+import { registerExport } from './export.js';
+import { registerInspect } from './inspect.js';
+import { registerVerify } from './verify.js';
+
+export type Registrar = (program: Command, io: CliIO) => void;
+
+export const COMMANDS: readonly Registrar[] = [registerExport, registerInspect, registerVerify];
+
+export function createProgram(io: CliIO, commands: readonly Registrar[] = COMMANDS): Command {
+  const program = new Command('mamba2-onnx')
+    .description('Export Mamba-2 language models to ONNX (chunked SSD dual form) and run them with ONNX Runtime')
+    .version(EXPORTER_VERSION, '-V, --version')
+    .option('--verbose', 'print stack traces with errors')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.out(s),
+      writeErr: (s) => io.err(s),
+      // commander's own parse errors are printed by main() as one line, like every other error
+      outputError: () => {},
+    });
+  for (const register of commands) register(program, io);
+  return program;
+}
+
+/** `--verbose` anywhere before `--` (also when parsing failed before commander saw it). */
+const wantsVerbose = (argv: readonly string[]): boolean => {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--verbose');
+};
+
+/** Runs the CLI on `argv` (without `node` and the script) and returns the exit code. */
+export async function main(argv: readonly string[], io: CliIO, commands: readonly Registrar[] = COMMANDS): Promise<number> {
+  let code = EXIT_OK;
+  const withCode: CliIO = {
+    out: io.out,
+    err: io.err,
+    errIsTTY: io.errIsTTY,
+    setExitCode: (c) => {
+      code = c;
+      io.setExitCode(c);
+    },
+  };
+  try {
+    await createProgram(withCode, commands).parseAsync([...argv], { from: 'user' });
+    return code;
+  } catch (e) {
+    const exit = exitCodeFor(e);
+    if (!(e instanceof CommanderError && exit === EXIT_OK)) io.err(formatError(e, wantsVerbose(argv)));
+    return exit;
+  }
+}
+
+/** CliIO bound to this process's stdout and stderr. */
+export function processIO(): CliIO {
+  return {
+    out: (s) => void process.stdout.write(s),
+    err: (s) => void process.stderr.write(s),
+    errIsTTY: process.stderr.isTTY === true,
+    setExitCode: (c) => {
+      process.exitCode = c;
+    },
+  };
+}
