@@ -79,6 +79,8 @@ export interface Backend {
   tensor(type: 'int64', data: BigInt64Array, dims: readonly number[]): RtTensor;
   tensor(type: 'int32', data: Int32Array, dims: readonly number[]): RtTensor;
   tensor(type: TensorType, data: TensorData, dims: readonly number[]): RtTensor;
+  /** Host data of a tensor, downloading it from the device when needed (never disposes it). */
+  download(t: RtTensor): Promise<TensorData>;
 }
 
 /** How to get each EP working, for error messages. */

@@ -157,8 +157,8 @@ export class Mamba2Model {
         s.tensors.forEach((t, i) => (feeds[this.specs[i]!.input] = t));
         const out = await this.session.run(feeds);
         const logitsT = out[IO_NAMES.logits]!;
-        const logits = (logitsT.location === 'cpu' ? logitsT.data : await logitsT.getData(true)) as Float32Array;
-        const next = new Mamba2State(this.specs, B, this.specs.map((sp) => out[sp.output]!));
+        const logits = (await this.backend.download(logitsT)) as Float32Array;
+        const next = new Mamba2State(this.backend, this.specs, B, this.specs.map((sp) => out[sp.output]!));
         const [, L] = dims;
         return { logits: new Logits(logits, [B, L, logitsT.dims[2]!]), state: next };
       });

@@ -23,6 +23,7 @@ import {
   type TensorType,
   type ValueInfo,
 } from './backend.js';
+import { COPY_INPUT, COPY_OUTPUT, copyModelBytes } from './copy-model.js';
 
 /** EP failures that mean "not available here", as opposed to a model the EP cannot run. */
 const UNAVAILABLE = /adapter|Failed to load (shared )?library|providers_(cuda|shared)|backend not found|no available backend|libcu|CUDA driver|cudaGetDeviceCount/i;
@@ -63,6 +64,7 @@ class NodeSession implements BackendSession {
 
 export class NodeBackend implements Backend {
   readonly name = 'onnxruntime-node';
+  private readonly copiers = new Map<string, Promise<ort.InferenceSession>>();
 
   compiledEps(): EpName[] {
     const names = ort.listSupportedBackends().map((b) => b.name);
@@ -108,6 +110,24 @@ export class NodeBackend implements Backend {
 
   tensor(type: TensorType, data: TensorData, dims: readonly number[]): RtTensor {
     return new ort.Tensor(type, data, dims) as RtTensor;
+  }
+
+  /**
+   * Host data of `t`. A WebGPU tensor is copied through a one-node Identity session on the WebGPU
+   * EP with a CPU output: onnxruntime-node's own `getData()` on a gpu-buffer tensor is not
+   * implemented and aborts the process (ORT 1.30).
+   */
+  async download(t: RtTensor): Promise<TensorData> {
+    if (t.location === 'cpu') return t.data as TensorData;
+    if (t.location !== 'gpu-buffer') throw new Error(`download: tensor location '${t.location}' cannot be read (disposed?)`);
+    if (t.type !== 'float32' && t.type !== 'float16') throw new TypeError(`download: expected a float32 or float16 device tensor, got ${t.type}`);
+    let copier = this.copiers.get(t.type);
+    if (!copier) {
+      copier = ort.InferenceSession.create(copyModelBytes(t.type), { executionProviders: ['webgpu'], logSeverityLevel: 3 });
+      this.copiers.set(t.type, copier);
+    }
+    const out = await (await copier).run({ [COPY_INPUT]: t as unknown as ort.Tensor });
+    return out[COPY_OUTPUT]!.data as TensorData;
   }
 }
 

@@ -120,6 +120,7 @@ export class Mamba2State {
   private disposedFlag = false;
 
   constructor(
+    private readonly backend: Backend,
     readonly specs: readonly StateSpec[],
     readonly batch: number,
     private readonly values: readonly RtTensor[],
@@ -147,7 +148,7 @@ export class Mamba2State {
     const tensors = await Promise.all(
       this.tensors.map(async (t, i) => {
         const spec = this.specs[i]!;
-        const raw = (t.location === 'cpu' ? t.data : await t.getData(false)) as Float32Array | Uint16Array;
+        const raw = (await this.backend.download(t)) as Float32Array | Uint16Array;
         return { name: spec.input, dims: [this.batch, ...spec.dims], data: spec.type === 'float16' ? widen(raw as Uint16Array) : Float32Array.from(raw as Float32Array) };
       }),
     );
@@ -170,7 +171,7 @@ export function zeroState(backend: Backend, specs: readonly StateSpec[], batch: 
     const n = elements(dims);
     return s.type === 'float16' ? backend.tensor('float16', new Uint16Array(n), dims) : backend.tensor('float32', new Float32Array(n), dims);
   });
-  return new Mamba2State(specs, batch, tensors);
+  return new Mamba2State(backend, specs, batch, tensors);
 }
 
 /** Make a host state usable by a model: names and dims must match its specs exactly. */
@@ -192,7 +193,7 @@ export function stateFromHost(backend: Backend, specs: readonly StateSpec[], hos
     const t = host.tensors[i]!;
     return s.type === 'float16' ? backend.tensor('float16', narrow(t.data), t.dims) : backend.tensor('float32', Float32Array.from(t.data), t.dims);
   });
-  return new Mamba2State(specs, host.batch, tensors);
+  return new Mamba2State(backend, specs, host.batch, tensors);
 }
 
 /** Stack host states along the batch axis (same tensors, any batch sizes). */

@@ -11,32 +11,15 @@
  *
  * So prefill of N tokens followed by k single steps gives the same last-position logits as one
  * prefill of N+k tokens, exactly like the real model. Logit columns ≥ realVocabSize get +50 so
- * that padded-row masking is visible. Serialised with protobufjs' Writer (test helper only).
+ * that padded-row masking is visible.
  */
-import protobuf from 'protobufjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ONNX_DTYPE } from '../../graph/dtype.js';
+import { encodeModel, type NodeProto, type TensorProto, type ValueInfoProto } from '../../graph/proto.js';
 import type { Mamba2Config } from '../../export/config-types.js';
 import { ioTable } from '../../export/io.js';
 import { META_FILE, MODEL_FILE, type ModelMeta } from '../../export/model-meta.js';
-
-type W = protobuf.Writer;
-const LEN = 2;
-const VARINT = 0;
-const FLOAT = 1;
-const INT64 = 7;
-
-function field(w: W, no: number, wire: number): W {
-  return w.uint32((no << 3) | wire);
-}
-function str(w: W, no: number, s: string): void {
-  field(w, no, LEN).string(s);
-}
-function msg(w: W, no: number, body: (w: W) => void): void {
-  field(w, no, LEN).fork();
-  body(w);
-  w.ldelim();
-}
 
 interface Init {
   name: string;
@@ -44,57 +27,33 @@ interface Init {
   dims: number[];
   values: number[];
 }
-interface Attr {
-  name: string;
-  i: number;
-}
 interface Node {
   op: string;
   inputs: string[];
   outputs: string[];
-  attrs?: Attr[];
-}
-interface IO {
-  name: string;
-  type: 'float32' | 'int64';
-  dims: (number | string)[];
+  attrs?: { name: string; i: number }[];
 }
 
-function tensor(w: W, t: Init): void {
-  for (const d of t.dims) field(w, 1, VARINT).int64(d);
-  field(w, 2, VARINT).int32(t.type === 'float32' ? FLOAT : INT64);
-  str(w, 8, t.name);
-  const bytes =
-    t.type === 'float32'
-      ? new Uint8Array(Float32Array.from(t.values).buffer)
-      : new Uint8Array(BigInt64Array.from(t.values.map((v) => BigInt(v))).buffer);
-  field(w, 9, LEN).bytes(bytes);
+function tensor(t: Init): TensorProto {
+  const raw = t.type === 'float32' ? new Uint8Array(Float32Array.from(t.values).buffer) : new Uint8Array(BigInt64Array.from(t.values.map((v) => BigInt(v))).buffer);
+  return {
+    dims: t.dims, dataType: ONNX_DTYPE[t.type], name: t.name, rawData: raw,
+    externalData: [], floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], metadataProps: [],
+  };
 }
 
-function valueInfo(w: W, v: IO): void {
-  str(w, 1, v.name);
-  msg(w, 2, (w) =>
-    msg(w, 1, (w) => {
-      field(w, 1, VARINT).int32(v.type === 'float32' ? FLOAT : INT64);
-      msg(w, 2, (w) => {
-        for (const d of v.dims) msg(w, 1, (w) => (typeof d === 'number' ? field(w, 1, VARINT).int64(d) : str(w, 2, d)));
-      });
-    }),
-  );
+function valueInfo(e: { name: string; dtype: string; shape: readonly unknown[] }): ValueInfoProto {
+  const dim = e.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: String(d) }));
+  return { name: e.name, type: { tensorType: { elemType: e.dtype === 'int64' ? ONNX_DTYPE.int64 : ONNX_DTYPE.float32, shape: { dim } } }, metadataProps: [] };
 }
 
-function node(w: W, n: Node, idx: number): void {
-  for (const i of n.inputs) str(w, 1, i);
-  for (const o of n.outputs) str(w, 2, o);
-  str(w, 3, `/toy/${n.op}_${idx}`);
-  str(w, 4, n.op);
-  for (const a of n.attrs ?? []) {
-    msg(w, 5, (w) => {
-      str(w, 1, a.name);
-      field(w, 3, VARINT).int64(a.i);
-      field(w, 20, VARINT).int32(2); // AttributeProto.INT
-    });
-  }
+function node(n: Node, idx: number): NodeProto {
+  return {
+    input: n.inputs, output: n.outputs, name: `/toy/${n.op}_${idx}`, opType: n.op, metadataProps: [],
+    attribute: (n.attrs ?? []).map((a) => ({
+      name: a.name, type: 2 /* INT */, i: a.i, floats: [], ints: [], strings: [], tensors: [], graphs: [],
+    })),
+  };
 }
 
 /** The config of the toy model (1 layer, V = 8 rows of which 6 are real tokens). */
@@ -164,7 +123,7 @@ export function toyModelBytes(seed = 1): Uint8Array {
     { op: 'ReduceSum', inputs: ['emb', 'axes1'], outputs: ['esum'], attrs: [{ name: 'keepdims', i: 1 }] },
     { op: 'Add', inputs: ['s0', 'esum'], outputs: ['s1'] },
     { op: 'Reshape', inputs: ['s1', 'shape_b11v'], outputs: ['present_ssm.0'] },
-    { op: 'Cast', inputs: ['input_ids'], outputs: ['idsf'], attrs: [{ name: 'to', i: FLOAT }] },
+    { op: 'Cast', inputs: ['input_ids'], outputs: ['idsf'], attrs: [{ name: 'to', i: ONNX_DTYPE.float32 }] },
     { op: 'Unsqueeze', inputs: ['idsf', 'axes1'], outputs: ['idsu'] },
     { op: 'Concat', inputs: ['idsu', 'idsu'], outputs: ['ids2'], attrs: [{ name: 'axis', i: 1 }] }, // one row per conv channel
     { op: 'Concat', inputs: ['past_conv.0', 'ids2'], outputs: ['win'], attrs: [{ name: 'axis', i: 2 }] },
@@ -178,26 +137,22 @@ export function toyModelBytes(seed = 1): Uint8Array {
     { op: 'Add', inputs: ['l0', 'prevs'], outputs: ['logits'] },
   ];
   const io = ioTable(c);
-  const toIO = (e: { name: string; dtype: string; shape: readonly (number | string)[] }): IO => ({
-    name: e.name,
-    type: e.dtype === 'int64' ? 'int64' : 'float32',
-    dims: [...e.shape],
+  return encodeModel({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    producerName: 'mamba2-onnx toy',
+    metadataProps: [],
+    functions: [],
+    graph: {
+      name: 'toy',
+      node: nodes.map(node),
+      initializer: inits.map(tensor),
+      input: io.inputs.map((e) => valueInfo({ ...e, shape: e.shape as readonly unknown[] })),
+      output: io.outputs.map((e) => valueInfo({ ...e, shape: e.shape as readonly unknown[] })),
+      valueInfo: [],
+      metadataProps: [],
+    },
   });
-  const w = protobuf.Writer.create();
-  field(w, 1, VARINT).int64(8); // ir_version
-  str(w, 2, 'mamba2-onnx toy');
-  msg(w, 7, (w) => {
-    nodes.forEach((n, i) => msg(w, 1, (w) => node(w, n, i)));
-    str(w, 2, 'toy');
-    for (const t of inits) msg(w, 5, (w) => tensor(w, t));
-    for (const v of io.inputs) msg(w, 11, (w) => valueInfo(w, toIO(v)));
-    for (const v of io.outputs) msg(w, 12, (w) => valueInfo(w, toIO(v)));
-  });
-  msg(w, 8, (w) => {
-    str(w, 1, '');
-    field(w, 2, VARINT).int64(17);
-  });
-  return w.finish();
 }
 
 /** The ModelMeta the exporter would write for the toy model. */
