@@ -10,6 +10,8 @@ const fatal = (e: unknown): void => {
   if (process.argv.includes('--verbose') && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
   process.exit(EXIT_FAILURE);
 };
+// `mamba2-onnx inspect m | head`: a closed stdout is not an error
+process.stdout.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? process.exit(process.exitCode ?? 0) : fatal(e)));
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
 

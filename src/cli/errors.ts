@@ -54,7 +54,6 @@ export function exitCodeFor(e: unknown): number {
 export function formatError(e: unknown, verbose: boolean): string {
   let text = `error: ${errorMessage(e)}`;
   if (e instanceof UsageError) text += ` (see 'mamba2-onnx ${e.command ? `${e.command} ` : ''}--help')`;
-  else if (e instanceof CommanderError && e.exitCode !== 0) text += " (see 'mamba2-onnx --help')";
   text += '\n';
   if (!verbose) return text;
   let cur: unknown = e;

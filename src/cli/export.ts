@@ -2,12 +2,13 @@
  * `mamba2-onnx export <checkpoint-dir> --out <dir>` and
  * `mamba2-onnx export --preset NAME --random-weights [--seed N] --out <dir>`; `--list-presets`.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
+import { availableForms } from '../export/forms.js';
 import { exportModel, type ExportSource } from '../export/index.js';
-import { META_FILE } from '../export/model-meta.js';
+import { META_FILE, type SsdForm } from '../export/model-meta.js';
 import { listPresets, loadPreset } from '../export/presets.js';
 import { UsageError, type CliIO } from './errors.js';
 import { intFlag } from './flags.js';
@@ -18,6 +19,7 @@ interface ExportFlags {
   out?: string;
   chunkSize?: number;
   externalData: 'auto' | 'always' | 'never';
+  ssd: SsdForm;
   force?: boolean;
   preset?: string;
   randomWeights?: boolean;
@@ -32,6 +34,7 @@ export function registerExport(program: Command, io: CliIO): void {
     .argument('[checkpoint-dir]', 'checkpoint directory (config.json + weights)')
     .option('-o, --out <dir>', 'model directory to write (model.onnx, model.onnx.data, mamba2-onnx.json, tokenizer files)')
     .option('--chunk-size <Q>', "SSD chunk size Q (default: the checkpoint's)", intFlag(1, 4096))
+    .addOption(program.createOption('--ssd <form>', 'how the sequence path computes the SSD').choices(availableForms()).default('chunked'))
     .addOption(program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'))
     .option('-f, --force', 'replace --out if it holds a previous export')
     .option('--preset <name>', "a model shape from models/ (see --list-presets) or a preset .json path, instead of a checkpoint")
@@ -45,6 +48,7 @@ export function registerExport(program: Command, io: CliIO): void {
       }
       const src = sourceFrom(checkpointDir, flags);
       if (flags.out === undefined) throw new UsageError('--out: expected the model directory to write, got nothing', 'export');
+      if ('checkpointDir' in src) await checkCheckpointDir(src.checkpointDir);
       await checkOut(flags.out, 'checkpointDir' in src ? src.checkpointDir : undefined, flags.force === true);
       await runExport(io, src, { ...flags, out: flags.out });
     });
@@ -70,6 +74,17 @@ function sourceFrom(checkpointDir: string | undefined, f: ExportFlags): ExportSo
     throw new UsageError('expected a checkpoint directory or --preset NAME --random-weights, got neither', 'export');
   }
   return { checkpointDir };
+}
+
+async function checkCheckpointDir(dir: string): Promise<void> {
+  let isDir = false;
+  try {
+    isDir = (await stat(dir)).isDirectory();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new Error(`checkpoint-dir: expected a checkpoint directory, got '${dir}' (not found)`);
+  }
+  if (!isDir) throw new Error(`checkpoint-dir: expected a checkpoint directory, got '${dir}' (a file)`);
 }
 
 const inside = (child: string, parent: string): boolean => {
@@ -99,11 +114,20 @@ async function checkOut(out: string, checkpointDir: string | undefined, force: b
 async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: string }): Promise<void> {
   const t0 = performance.now();
   const progress = exportProgress(io);
+  const interrupted = (signal: NodeJS.Signals): void => {
+    progress.stop();
+    removePartial(f.out);
+    io.err(`error: export interrupted (${signal}); '${f.out}' was left as it was\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   let result;
   try {
     result = await exportModel(src, {
       outDir: f.out,
       chunkSize: f.chunkSize,
+      ssd: f.ssd,
       externalData: f.externalData,
       overwrite: f.force === true,
       onProgress: progress.onProgress,
@@ -114,6 +138,8 @@ async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: s
     });
   } finally {
     progress.stop();
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
   }
   const ms = performance.now() - t0;
   const rows: string[][] = [];
@@ -134,11 +160,30 @@ async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: s
   );
 }
 
+/**
+ * Removes this process's unfinished export beside `out` (exportModel writes into
+ * `.<name>.tmp-<pid>-<hex>` and swaps it in at the end, moving a previous model to `<tmp>.old`
+ * meanwhile), so Ctrl-C leaves no debris behind; a previous model caught mid-swap is put back.
+ */
+function removePartial(out: string): void {
+  const target = resolve(out);
+  const parent = dirname(target);
+  const prefix = `.${basename(target)}.tmp-${process.pid}-`;
+  try {
+    const entries = readdirSync(parent).filter((e) => e.startsWith(prefix));
+    const old = entries.find((e) => e.endsWith('.old'));
+    if (old !== undefined && !existsSync(target)) renameSync(join(parent, old), target);
+    for (const e of entries) if (existsSync(join(parent, e))) rmSync(join(parent, e), { recursive: true, force: true });
+  } catch {
+    // best effort: the export itself never touched `out`
+  }
+}
+
 function presetList(): string {
   const rows = listPresets().map((name) => {
     const p = loadPreset(name);
     const c = p.config;
-    return [name, `${c.nLayer} layers`, `d_model ${c.dModel}`, `vocab ${formatCount(c.vocabSize)}`, p.source];
+    return [name, String(c.nLayer), String(c.dModel), `${c.nHeads}×${c.headDim}`, String(c.dState), formatCount(c.vocabSize), p.source];
   });
-  return `${table([['preset', 'layers', 'width', 'vocab', 'weights'], ...rows])}\n`;
+  return `${table([['preset', 'layers', 'd_model', 'heads', 'd_state', 'vocab', 'weights'], ...rows], { right: [1, 2, 4, 5] })}\n`;
 }

@@ -11,7 +11,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { EXPORTER_VERSION } from '../export/index.js';
-import { EXIT_OK, exitCodeFor, formatError, type CliIO } from './errors.js';
+import { EXIT_OK, exitCodeFor, formatError, UsageError, type CliIO } from './errors.js';
 import { registerExport } from './export.js';
 import { registerInspect } from './inspect.js';
 import { registerVerify } from './verify.js';
@@ -55,12 +55,20 @@ export async function main(argv: readonly string[], io: CliIO, commands: readonl
       io.setExitCode(c);
     },
   };
+  const program = createProgram(withCode, commands);
   try {
-    await createProgram(withCode, commands).parseAsync([...argv], { from: 'user' });
+    await program.parseAsync([...argv], { from: 'user' });
     return code;
   } catch (e) {
     const exit = exitCodeFor(e);
-    if (!(e instanceof CommanderError && exit === EXIT_OK)) io.err(formatError(e, wantsVerbose(argv)));
+    if (e instanceof CommanderError) {
+      // help or version shown (exit 0), or help shown because no command was given
+      if (exit === EXIT_OK || e.code === 'commander.help') return exit;
+      const sub = argv.find((a) => program.commands.some((c) => c.name() === a));
+      io.err(formatError(new UsageError(e.message, sub), wantsVerbose(argv)));
+      return exit;
+    }
+    io.err(formatError(e, wantsVerbose(argv)));
     return exit;
   }
 }

@@ -1,11 +1,11 @@
 /**
  * Finds the files of an exported model from a CLI argument (a model directory or a model.onnx path)
- * and reads its `mamba2-onnx.json`, checking the fields the CLI relies on (the file is input from
- * disk: it may be hand-edited, truncated or from another tool).
+ * and reads its `mamba2-onnx.json` (checked: it may be hand-edited, truncated or from another tool).
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { META_FILE, MODEL_FILE, type ModelMeta } from '../export/model-meta.js';
+import { parseModelMeta } from '../runtime/meta.js';
 
 export interface ModelLocation {
   /** The directory holding the model. */
@@ -51,44 +51,9 @@ export async function locateModel(arg: string, what: string): Promise<ModelLocat
   return (await kind(metaPath)) === 'file' ? { dir, modelPath, metaPath } : { dir, modelPath };
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
-/** Reads and checks mamba2-onnx.json. Infinity, which JSON cannot hold, is written as null in dtLimit. */
+/** Reads and checks mamba2-onnx.json (the runtime's parser: one definition of what is valid). */
 export async function readModelMeta(path: string): Promise<ModelMeta> {
   const size = (await stat(path)).size;
   if (size > META_LIMIT) throw new RangeError(`${path}: expected a small JSON file (≤ 16 MiB), got ${size} bytes`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  const bad = (field: string, expected: string, got: unknown): Error =>
-    new Error(`${path}: ${field}: expected ${expected}, got ${JSON.stringify(got)?.slice(0, 80) ?? String(got)}`);
-  if (!isObj(raw)) throw bad('(top level)', 'an object', raw);
-  if (raw.format !== 'mamba2-onnx') throw bad('format', '"mamba2-onnx"', raw.format);
-  if (raw.formatVersion !== 1) throw bad('formatVersion', '1', raw.formatVersion);
-  const c = raw.config;
-  if (!isObj(c)) throw bad('config', 'an object', c);
-  for (const k of ['nLayer', 'vocabSize', 'realVocabSize', 'dState', 'dConv', 'nHeads', 'headDim', 'convDim', 'chunkSize', 'dModel']) {
-    if (!isCount(c[k])) throw bad(`config.${k}`, 'a non-negative integer', c[k]);
-  }
-  for (const k of ['eosTokenId', 'bosTokenId', 'padTokenId']) {
-    if (c[k] !== undefined && c[k] !== null && !isCount(c[k])) throw bad(`config.${k}`, 'a token id or absent', c[k]);
-  }
-  if (Array.isArray(c.dtLimit) && c.dtLimit[1] === null) c.dtLimit = [c.dtLimit[0], Infinity];
-  const io = raw.io;
-  if (!isObj(io)) throw bad('io', 'an object { inputs, outputs }', io);
-  for (const side of ['inputs', 'outputs'] as const) {
-    const list = io[side];
-    if (!Array.isArray(list)) throw bad(`io.${side}`, 'an array', list);
-    list.forEach((e: unknown, i) => {
-      if (!isObj(e) || typeof e.name !== 'string' || typeof e.dtype !== 'string' || !Array.isArray(e.shape)) {
-        throw bad(`io.${side}[${i}]`, '{ name, dtype, shape }', e);
-      }
-      if (!e.shape.every((d) => isCount(d) || typeof d === 'string')) throw bad(`io.${side}[${i}].shape`, 'integers and dim names', e.shape);
-    });
-  }
-  return raw as unknown as ModelMeta;
+  return parseModelMeta(await readFile(path, 'utf8'), path);
 }

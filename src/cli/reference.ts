@@ -3,7 +3,7 @@
  * runs (a reference file is input like any other: a wrong shape must be a clear error, not NaNs).
  *
  *   { cases: [{ input_ids: int[B][L], logits: float[B][L][V] }, …],
- *     greedy?: { input_ids: int[R][P], output_ids: int[R][P + n], eos_token_id?: int } }
+ *     greedy?: { input_ids: int[R][P], output_ids: int[R][P + n], eos_token_id?: int, real_vocab_size?: int } }
  */
 import { readFile, stat } from 'node:fs/promises';
 
@@ -17,6 +17,8 @@ export interface ReferenceGreedy {
   inputIds: number[][];
   outputIds: number[][];
   eosTokenId?: number;
+  /** Tokens the argmax may pick from (ids ≥ this are vocab padding); the model's when absent. */
+  realVocabSize?: number;
 }
 
 export interface Reference {
@@ -104,7 +106,9 @@ export function parseReference(raw: unknown, path: string): Reference {
     });
     const eos = g.eos_token_id;
     if (eos !== undefined && eos !== null && !isId(eos)) throw new ReferenceFormatError(path, 'greedy.eos_token_id', 'a token id or null', eos);
-    greedy = { inputIds, outputIds, ...(isId(eos) ? { eosTokenId: eos } : {}) };
+    const real = g.real_vocab_size;
+    if (real !== undefined && real !== null && !(isId(real) && real > 0)) throw new ReferenceFormatError(path, 'greedy.real_vocab_size', 'a positive integer or absent', real);
+    greedy = { inputIds, outputIds, ...(isId(eos) ? { eosTokenId: eos } : {}), ...(isId(real) ? { realVocabSize: real } : {}) };
   }
   if (cases.length === 0 && greedy === undefined) throw new ReferenceFormatError(path, 'cases', 'at least one case or a greedy entry', raw.cases);
   return { path, cases, greedy };

@@ -1,12 +1,16 @@
 /**
- * Small blocks shared by the prefill and the single-step graphs: projections, RMSNorm, SiLU,
- * the grouped gated RMSNorm. Glossary: B batch, L sequence, D d_model, DI d_inner, G groups.
+ * Small blocks shared by the prefill and the single-step graphs: projections (dense fp32/fp16 or
+ * MatMulNBits), the embedding lookup, RMSNorm, SiLU, the grouped gated RMSNorm. Everything outside
+ * `linear` and `embed` computes in float32 (norm statistics, residual stream, SSD: spec §6.6, §6.12). Glossary: B batch, L sequence, D d_model, DI d_inner, G groups.
  */
 import type { GraphBuilder } from '../graph/builder.js';
+import { type DType, ONNX_DTYPE } from '../graph/dtype.js';
 import * as op from '../graph/ops.js';
+import { MatMulNBits } from '../graph/ops-quant.js';
 import type { Dim } from '../graph/shape.js';
 import type { Value } from '../graph/value.js';
 import type { Mamba2Config } from './config-types.js';
+import type { NBits } from './quantize.js';
 
 export const B = 'batch';
 export const L = 'sequence';
@@ -33,17 +37,88 @@ export class Ctx {
   }
 }
 
-/** y = x·Wᵀ (+ bias) for x [B,L,Din] or [B,Din] and W [Dout,Din] as stored (Gemm transB). */
-export function linear(ctx: Ctx, name: string, x: Value, w: Value, bias?: Value): Value {
+/**
+ * A projection weight W [N,K] (out × in) as the graph holds it (the dtype policy: weights.ts):
+ *  - dense: float32, or float16 (the product then runs in fp16 between two Casts);
+ *  - nbits: MatMulNBits' block-quantized B, scales [N,kBlocks] and packed zero points.
+ */
+export type LinearWeight = { kind: 'dense'; w: Value } | ({ kind: 'nbits' } & NBitsWeight);
+
+export interface NBitsWeight {
+  N: number;
+  K: number;
+  bits: NBits;
+  blockSize: number;
+  b: Value; // uint8 [N,kBlocks,blockSize·bits/8]
+  scales: Value; // float32 [N,kBlocks]
+  zeroPoints: Value; // uint8 [N,⌈kBlocks·bits/8⌉]
+}
+
+/** An embedding table [V,D]: dense (float32 or float16) or in MatMulNBits layout (shared with a tied lm_head). */
+export type EmbeddingWeight = LinearWeight;
+
+const castTo = (g: GraphBuilder, x: Value, to: DType): Value => (x.dtype === to ? x : op.Cast(g, x, to, ONNX_DTYPE[to]));
+
+/**
+ * y = x·Wᵀ (+ bias) for x [B,L,K] or [B,K] (float32), W as stored. Dense: Gemm transB (x cast to
+ * W's dtype and the result back to float32). Quantized: MatMulNBits. The bias is added in float32.
+ */
+export function linear(ctx: Ctx, name: string, x: Value, w: LinearWeight, bias?: Value): Value {
   const { g } = ctx;
   return g.scope(name, () => {
-    const dOut = w.shape[0] as number;
-    if (x.rank === 2) return op.Gemm(g, x, w, bias, { transB: true }); // [B,Dout]
-    const din = x.shape[x.rank - 1]!;
-    const x2 = op.Reshape(g, x, ['BL', din]); // [B·L,Din]
-    const y2 = op.Gemm(g, x2, w, bias, { transB: true }); // [B·L,Dout]
-    return op.ReshapeTo(g, y2, ctx.blShape(dOut), [...x.shape.slice(0, -1), dOut]); // [B,L,Dout]
+    if (w.kind === 'nbits') {
+      const y = MatMulNBits(g, x, w.b, w.scales, w.zeroPoints, undefined, { K: w.K, N: w.N, bits: w.bits, blockSize: w.blockSize }); // [...,N]
+      return bias ? op.Add(g, y, bias) : y;
+    }
+    const W = w.w;
+    const dOut = W.shape[0] as number;
+    const fused = W.dtype === 'float32' ? bias : undefined;
+    const xs = castTo(g, x, W.dtype);
+    let y: Value;
+    if (x.rank === 2) y = op.Gemm(g, xs, W, fused, { transB: true }); // [B,Dout]
+    else {
+      const din = x.shape[x.rank - 1]!;
+      const x2 = op.Reshape(g, xs, ['BL', din]); // [B·L,Din]
+      const y2 = op.Gemm(g, x2, W, fused, { transB: true }); // [B·L,Dout]
+      y = op.ReshapeTo(g, y2, ctx.blShape(dOut), [...x.shape.slice(0, -1), dOut]); // [B,L,Dout]
+    }
+    y = castTo(g, y, 'float32');
+    return bias && !fused ? op.Add(g, y, bias) : y;
   });
+}
+
+/**
+ * Embedding rows of `ids` [B,L] as float32 [B,L,D]. A quantized table is dequantized after the
+ * Gather (only the rows used), from the same tensors MatMulNBits reads:
+ *
+ *   ids ─ Gather(B) [B,L,kb,blob] ─ unpack ─ q ─┐
+ *       ─ Gather(zero points) ─ unpack ─ zp ────┼─ (q − zp)·scale [B,L,kb,bs] ─ Reshape ─ Slice → [B,L,D]
+ *       ─ Gather(scales) [B,L,kb] ──────────────┘
+ */
+export function embed(g: GraphBuilder, e: EmbeddingWeight, ids: Value): Value {
+  return g.scope('embeddings', () => {
+    if (e.kind === 'dense') return castTo(g, op.Gather(g, e.w, ids), 'float32'); // [B,L,D]
+    const kb = Math.ceil(e.K / e.blockSize);
+    const lead = ids.shape;
+    const q = unpackFloat(g, op.Gather(g, e.b, ids), e.bits, [...lead, kb, e.blockSize]); // [B,L,kb,bs]
+    const zpAll = unpackFloat(g, op.Gather(g, e.zeroPoints, ids), e.bits, [...lead, e.zeroPoints.shape[1]! as number * (8 / e.bits)]); // [B,L,≥kb]
+    const zp = zpAll.shape[lead.length] === kb ? zpAll : op.Slice(g, zpAll, [0], [kb], [-1]);
+    const sc = op.Gather(g, e.scales, ids); // [B,L,kb]
+    const deq = op.Mul(g, op.Sub(g, q, op.Unsqueeze(g, zp, [-1])), op.Unsqueeze(g, sc, [-1])); // [B,L,kb,bs]
+    const flat = op.Reshape(g, deq, [...lead, kb * e.blockSize]); // [B,L,kb·bs]
+    return kb * e.blockSize === e.K ? flat : op.Slice(g, flat, [0], [e.K], [-1]); // [B,L,D]
+  });
+}
+
+/** uint8 bytes [...] → float32 values [...target]: one value per byte (8 bits) or two, low nibble first (4 bits). */
+function unpackFloat(g: GraphBuilder, bytes: Value, bits: NBits, target: readonly (string | number)[]): Value {
+  if (bits === 8) return op.Reshape(g, castTo(g, bytes, 'float32'), target);
+  const i = castTo(g, bytes, 'int32');
+  const sixteen = g.constant('int32', [], [16]);
+  const hi = op.Div(g, i, sixteen); // integer division
+  const lo = op.Sub(g, i, op.Mul(g, hi, sixteen));
+  const pairs = op.Concat(g, [op.Unsqueeze(g, lo, [-1]), op.Unsqueeze(g, hi, [-1])], -1); // [...,2]
+  return castTo(g, op.Reshape(g, pairs, target), 'float32');
 }
 
 /** x·sigmoid(x) */

@@ -95,9 +95,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
   const ssd = opts.ssd ?? 'chunked';
   sequenceForm(ssd); // validates the name
   const outDir = resolve(opts.outDir);
-  if (existsSync(outDir) && !opts.overwrite && (await readdir(outDir)).length > 0) {
-    throw new Error(`out: '${opts.outDir}' exists and is not empty (pass overwrite / --force to replace it)`);
-  }
+  await checkOutDir(src, outDir, opts);
   const progress = opts.onProgress ?? (() => {});
   progress({ phase: 'read', done: 0, total: 1 });
   const { config, store, source, tokenizerDir } = await openSource(src);
@@ -147,6 +145,22 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
   } finally {
     await store.close();
   }
+}
+
+/**
+ * The output may replace only a previous model directory: never the checkpoint (or a folder that
+ * holds it), never a non-empty folder without a mamba2-onnx.json, never a file.
+ */
+async function checkOutDir(src: ExportSource, outDir: string, opts: ExportOptions): Promise<void> {
+  if ('checkpointDir' in src) {
+    const ck = resolve(src.checkpointDir);
+    if (ck === outDir || ck.startsWith(`${outDir}/`)) throw new Error(`out: '${opts.outDir}' is or contains the checkpoint directory`);
+  }
+  if (!existsSync(outDir)) return;
+  if (!(await stat(outDir)).isDirectory()) throw new Error(`out: '${opts.outDir}' exists and is not a directory`);
+  if ((await readdir(outDir)).length === 0) return;
+  if (!opts.overwrite) throw new Error(`out: '${opts.outDir}' exists and is not empty (pass overwrite / --force to replace it)`);
+  if (!existsSync(join(outDir, META_FILE))) throw new Error(`out: '${opts.outDir}' is not a model directory (no ${META_FILE}): refusing to replace it`);
 }
 
 /** Moves the finished `tmp` to `outDir`, replacing a previous output only after the new one is complete. */

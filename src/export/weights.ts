@@ -1,22 +1,45 @@
 /**
  * Checkpoint tensors → lazy initializers. Each initializer keeps its checkpoint key and holds the
- * tensor exactly as stored (no transposes: projections use Gemm with transB, the tied lm_head
- * reads the embedding). Data is read from the store only when the serializer writes it.
+ * tensor as stored (no transposes: projections use Gemm with transB, the tied lm_head reads the
+ * embedding). Data is read from the store only when the serializer writes it.
  *
  * Derived values are computed in the graph, next to their use, where ORT folds them once at
  * session start: A = −exp(A_log) (spec §1.2 step 5, fp32), the conv weight's (Cdim,1,K) → (Cdim,K).
+ *
+ * The dtype policy (`--dtype`): only the embedding, in_proj, out_proj and lm_head follow it.
+ *   fp16       stored as float16 under their own key;
+ *   int8/int4  MatMulNBits tensors `<key>_Q<bits>`, `<key>_scales`, `<key>_zero_points` (quantize.ts),
+ *              converted one tensor at a time while the serializer writes; a tied lm_head and the
+ *              embedding share them (the embedding dequantizes the gathered rows: blocks.ts `embed`).
+ * conv, A_log, dt_bias, D, biases and every norm weight stay float32 (quantizing them hurts Mamba).
  */
 import type { GraphBuilder } from '../graph/builder.js';
 import type { TensorData } from '../graph/ir.js';
 import { lazyTensor } from '../graph/tensor.js';
 import type { Value } from '../graph/value.js';
+import type { EmbeddingWeight, LinearWeight } from './blocks.js';
 import type { TensorStore } from './checkpoint/types.js';
 import type { Mamba2Config } from './config-types.js';
+import type { WeightDType } from './model-meta.js';
+import { type BlockQuantized, checkBlockSize, kBlocksOf, type NBits, quantizeBlockwise, toFloat16, zpColsOf } from './quantize.js';
 import { weightKeys } from './weight-names.js';
+
+/** How the projection and embedding weights are stored. */
+export interface WeightPlan {
+  dtype: WeightDType;
+  /** MatMulNBits block size along K (int8/int4), a power of two ≥ 16. */
+  blockSize: number;
+  /** int8/int4: store the embedding quantized too (default true); false keeps it float32. */
+  quantizeEmbedding?: boolean;
+}
+
+export const DEFAULT_BLOCK_SIZE = 32;
+export const FP32_PLAN: WeightPlan = { dtype: 'fp32', blockSize: DEFAULT_BLOCK_SIZE };
+const BITS: Partial<Record<WeightDType, NBits>> = { int8: 8, int4: 4 };
 
 export interface LayerWeights {
   norm: Value; // [D]
-  inProj: Value; // [F,D]
+  inProj: LinearWeight; // [F,D]
   inProjBias: Value | undefined; // [F]
   conv: Value; // [Cdim,1,K]
   convBias: Value | undefined; // [Cdim]
@@ -24,41 +47,99 @@ export interface LayerWeights {
   aLog: Value; // [H]
   D: Value; // [H] or [H·P]
   gatedNorm: Value; // [DI]
-  outProj: Value; // [D,DI]
+  outProj: LinearWeight; // [D,DI]
   outProjBias: Value | undefined; // [D]
 }
 
 export interface ModelWeights {
-  embedding: Value; // [V,D]
+  embedding: EmbeddingWeight; // [V,D]
   normF: Value; // [D]
-  lmHead: Value; // [V,D] (the embedding when tied)
+  lmHead: LinearWeight; // [V,D] (the embedding's tensors when tied and stored alike)
   layers: LayerWeights[];
+}
+
+/** The tensor's float32 values, refused when any is not finite. */
+async function readChecked(store: TensorStore, key: string): Promise<Float32Array> {
+  const a = await store.readFloat32(key);
+  const bad = a.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`checkpoint tensor '${key}' holds ${a[bad]} at flat index ${bad}: refusing to export non-finite weights`);
+  return a;
+}
+
+const asBytes = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+function infoOf(store: TensorStore, key: string): readonly number[] {
+  const info = store.info(key);
+  if (!info) throw new Error(`checkpoint has no tensor '${key}'`);
+  return info.shape;
 }
 
 /** Reads a float32 tensor from the store when asked, as bytes; the array is dropped after writing. */
 export function storeTensor(store: TensorStore, key: string): TensorData {
-  const info = store.info(key);
-  if (!info) throw new Error(`checkpoint has no tensor '${key}'`);
-  return lazyTensor('float32', info.shape, async () => {
-    const a = await store.readFloat32(key);
-    const bad = a.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new Error(`checkpoint tensor '${key}' holds ${a[bad]} at flat index ${bad}: refusing to export non-finite weights`);
-    return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  });
+  return lazyTensor('float32', infoOf(store, key), async () => asBytes(await readChecked(store, key)));
+}
+
+/** The tensor as float16 bits, converted when the serializer asks. */
+export function storeTensorF16(store: TensorStore, key: string): TensorData {
+  return lazyTensor('float16', infoOf(store, key), async () => asBytes(toFloat16(await readChecked(store, key), `checkpoint tensor '${key}'`)));
+}
+
+/**
+ * MatMulNBits tensors of a [N,K] weight: B, scales, zero points as three lazy tensors sharing one
+ * quantization (done on the first read, dropped once all three are written).
+ */
+export function storeTensorNBits(store: TensorStore, key: string, bits: NBits, blockSize: number): { N: number; K: number; b: TensorData; scales: TensorData; zeroPoints: TensorData } {
+  const shape = infoOf(store, key);
+  if (shape.length !== 2) throw new Error(`checkpoint tensor '${key}': expected a 2-D weight to quantize, got shape [${shape.join(',')}]`);
+  const [N, K] = shape as [number, number];
+  const kb = kBlocksOf(K, blockSize);
+  let pending: Promise<BlockQuantized> | undefined;
+  let taken = 0;
+  const part = (pick: (q: BlockQuantized) => ArrayBufferView) => async () => {
+    pending ??= readChecked(store, key).then((w) => quantizeBlockwise(w, N, K, bits, blockSize));
+    const q = await pending;
+    if (++taken === 3) [pending, taken] = [undefined, 0];
+    return asBytes(pick(q));
+  };
+  return {
+    N,
+    K,
+    b: lazyTensor('uint8', [N, kb, (blockSize * bits) / 8], part((q) => q.b)),
+    scales: lazyTensor('float32', [N, kb], part((q) => q.scales)),
+    zeroPoints: lazyTensor('uint8', [N, zpColsOf(K, blockSize, bits)], part((q) => q.zeroPoints)),
+  };
 }
 
 /** Declares every weight of the model as an initializer of `g` (in checkpoint order of use). */
-export function declareWeights(g: GraphBuilder, c: Mamba2Config, store: TensorStore): ModelWeights {
+export function declareWeights(g: GraphBuilder, c: Mamba2Config, store: TensorStore, plan: WeightPlan = FP32_PLAN): ModelWeights {
+  const bits = BITS[plan.dtype];
+  if (bits) checkBlockSize(plan.blockSize, 'blockSize');
   const keys = weightKeys(c);
   const init = (key: string) => g.initializer(key, storeTensor(store, key));
   const opt = (key: string | undefined) => (key === undefined ? undefined : init(key));
-  const embedding = init(keys.embedding);
+  const proj = (key: string): LinearWeight => {
+    if (plan.dtype === 'fp16') return { kind: 'dense', w: g.initializer(key, storeTensorF16(store, key)) };
+    if (!bits) return { kind: 'dense', w: init(key) };
+    const t = storeTensorNBits(store, key, bits, plan.blockSize);
+    return {
+      kind: 'nbits',
+      N: t.N,
+      K: t.K,
+      bits,
+      blockSize: plan.blockSize,
+      b: g.initializer(`${key}_Q${bits}`, t.b),
+      scales: g.initializer(`${key}_scales`, t.scales),
+      zeroPoints: g.initializer(`${key}_zero_points`, t.zeroPoints),
+    };
+  };
+  const quantEmb = bits !== undefined && plan.quantizeEmbedding !== false;
+  const embedding: EmbeddingWeight = quantEmb || plan.dtype === 'fp16' ? proj(keys.embedding) : { kind: 'dense', w: init(keys.embedding) };
   const layers: LayerWeights[] = [];
   for (let i = 0; i < c.nLayer; i++) {
     const k = weightKeys(c, i).layer;
     layers.push({
       norm: init(k.norm),
-      inProj: init(k.inProj),
+      inProj: proj(k.inProj),
       inProjBias: opt(k.inProjBias),
       conv: init(k.conv),
       convBias: opt(k.convBias),
@@ -66,11 +147,13 @@ export function declareWeights(g: GraphBuilder, c: Mamba2Config, store: TensorSt
       aLog: init(k.aLog),
       D: init(k.D),
       gatedNorm: init(k.gatedNorm),
-      outProj: init(k.outProj),
+      outProj: proj(k.outProj),
       outProjBias: opt(k.outProjBias),
     });
   }
   const normF = init(keys.normF);
-  const lmHead = keys.lmHead === undefined ? embedding : init(keys.lmHead);
+  let lmHead: LinearWeight = embedding; // tied, stored alike
+  if (keys.lmHead !== undefined) lmHead = proj(keys.lmHead);
+  else if (bits && embedding.kind === 'dense') lmHead = proj(keys.embedding); // tied, embedding kept float32
   return { embedding, normF, lmHead, layers };
 }

@@ -193,10 +193,14 @@ export class Mamba2Model {
    */
   async *stream(prompt: string | readonly number[], opts: GenerateOptions = {}): AsyncGenerator<StreamChunk, GenerateResult, undefined> {
     const it = generateRows(this, [prompt], opts, 'prompt');
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return r.value[0]!;
-      yield { tokenId: r.value.tokenId, text: r.value.text, index: r.value.index };
+    try {
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return r.value[0]!;
+        yield { tokenId: r.value.tokenId, text: r.value.text, index: r.value.index };
+      }
+    } finally {
+      await it.return([]); // the consumer stopped early: let generateRows free its state
     }
   }
 

@@ -7,6 +7,7 @@
  */
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import type { ModelMeta } from '../export/model-meta.js';
+import type { Dim } from '../graph/shape.js';
 import { IO_NAMES } from '../export/io.js';
 import type { Backend, RtTensor, ValueInfo } from './backend.js';
 
@@ -30,10 +31,9 @@ export class ModelMismatchError extends Error {
   }
 }
 
-type MetaDim = unknown;
-/** `[batch, 64, 3]`; a symbolic dim that is not a plain string (the exporter's Dim) prints as `?`. */
-const fmt = (shape: readonly MetaDim[]): string =>
-  `[${shape.map((d) => (typeof d === 'number' || typeof d === 'string' ? String(d) : '?')).join(', ')}]`;
+type MetaDim = Dim;
+/** `[batch, 64, 3]`. */
+const fmt = (shape: readonly MetaDim[]): string => `[${shape.join(', ')}]`;
 
 /** Compare one io-table entry with the session's metadata; push readable problems. */
 function checkValue(
@@ -66,8 +66,8 @@ export function stateSpecs(meta: ModelMeta, inputs: readonly ValueInfo[], output
   const ins = new Map(inputs.map((v) => [v.name, v]));
   const outs = new Map(outputs.map((v) => [v.name, v]));
   const specs: StateSpec[] = [];
-  for (const e of meta.io.inputs) checkValue(problems, 'input', e.name, e.dtype, e.shape as readonly MetaDim[], ins);
-  for (const e of meta.io.outputs) checkValue(problems, 'output', e.name, e.dtype, e.shape as readonly MetaDim[], outs);
+  for (const e of meta.io.inputs) checkValue(problems, 'input', e.name, e.dtype, e.shape, ins);
+  for (const e of meta.io.outputs) checkValue(problems, 'output', e.name, e.dtype, e.shape, outs);
   const known = new Set(meta.io.inputs.map((e) => e.name));
   for (const v of inputs) if (!known.has(v.name)) problems.push(`graph input '${v.name}' is not in mamba2-onnx.json`);
 
@@ -83,7 +83,7 @@ export function stateSpecs(meta: ModelMeta, inputs: readonly ValueInfo[], output
     if (e.role !== 'conv_state' && e.role !== 'ssm_state') continue;
     const layer = e.layer ?? -1;
     const output = e.role === 'conv_state' ? IO_NAMES.presentConv(layer) : IO_NAMES.presentSsm(layer);
-    const dims = (e.shape as readonly MetaDim[]).slice(1);
+    const dims = e.shape.slice(1);
     if (dims.some((d) => typeof d !== 'number') || dims.join(',') !== expected[e.role].join(',')) {
       problems.push(`input '${e.name}': per-row shape expected [${expected[e.role].join(', ')}] from the config, got ${fmt(dims)}`);
       continue;

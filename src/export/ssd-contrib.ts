@@ -1,0 +1,46 @@
+/**
+ * The `contrib` form: ONNX Runtime's com.microsoft fused ops (contrib-ops/LinearAttention,
+ * contrib-ops/CausalConvWithState). The graph I/O stays as for every form; only layouts are mapped.
+ *
+ * SSD as gated linear attention (per head h of group g(h), state S [N,P] = our hᵀ):
+ *   S_t = exp(dt_t·A_h)·S_{t−1} + B_t ⊗ (dt_t·x_t)      y_t = C_tᵀ S_t
+ * so query = C [B,L,G·N], key = B [B,L,G·N], value = dt·x [B,L,H·P], decay = dt·A [B,L,H] (log-space),
+ * q_num_heads = G, kv_num_heads = H ("inverse GQA" when G < H: H/G heads share one q/k head), scale 1.
+ *
+ *   h0 [B,H,P,N] ─T─ [B,H,N,P] ─┐
+ *   C, B, dt·x, dt·A ───────────┴─ LinearAttention ─┬─ y [B,L,H·P] ─ reshape ─ [B,L,H,P]
+ *                                                   └─ present [B,H,N,P] ─T─ [B,H,P,N]
+ *
+ * Conv: CausalConvWithState with channels_last = 1 (x stays [B,L,Cdim]) and fused SiLU; only the
+ * small state is transposed, [B,Cdim,K−1] ↔ [B,K−1,Cdim].
+ */
+import * as op from '../graph/ops.js';
+import { CausalConvWithState, LinearAttention } from '../graph/ops-contrib.js';
+import type { Value } from '../graph/value.js';
+import { B, type Ctx, L } from './blocks.js';
+import type { ConvOut } from './conv.js';
+import type { SsdInputs, SsdOut } from './ssd.js';
+
+export function ssdContrib(ctx: Ctx, inp: SsdInputs): SsdOut {
+  const { g, c } = ctx;
+  const [H, P, N, G] = [c.nHeads, c.headDim, c.dState, c.nGroups];
+  return g.scope('ssd', () => {
+    const v = op.Reshape(g, op.Mul(g, inp.x, op.Unsqueeze(g, inp.dt, [-1])), [B, L, H * P]); // [B,L,H·P]
+    const decay = op.Mul(g, inp.dt, inp.A); // [B,L,H]  log-decay
+    const q = op.Reshape(g, inp.Cm, [B, L, G * N]); // [B,L,G·N]
+    const k = op.Reshape(g, inp.Bm, [B, L, G * N]); // [B,L,G·N]
+    const s0 = op.Transpose(g, inp.h0, [0, 1, 3, 2]); // [B,H,N,P]
+    const la = LinearAttention(g, q, k, v, s0, decay, { updateRule: 'gated', qNumHeads: G, kvNumHeads: H, scale: 1 });
+    const y = op.Reshape(g, la.y, [B, L, H, P]); // [B,L,H,P]
+    return { y, hT: op.Transpose(g, la.state, [0, 1, 3, 2]) }; // [B,H,P,N]
+  });
+}
+
+export function convContrib(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
+  const { g } = ctx;
+  return g.scope('conv1d', () => {
+    const pastT = op.Transpose(g, past, [0, 2, 1]); // [B,K-1,Cdim]
+    const r = CausalConvWithState(g, xbc, w, b, pastT, { activation: 'silu', channelsLast: true }); // y [B,L,Cdim]
+    return { y: r.y, state: op.Transpose(g, r.state, [0, 2, 1]) }; // state [B,Cdim,K-1]
+  });
+}
