@@ -20,10 +20,12 @@ import type { Mamba2Config } from './config-types.js';
 import { ioTable } from './io.js';
 import { buildMamba2Model } from './lm.js';
 import { sequenceForm } from './forms.js';
-import { DATA_FILE, META_FILE, MODEL_FILE, type ModelMeta, type SsdForm } from './model-meta.js';
+import { DATA_FILE, META_FILE, MODEL_FILE, type ModelMeta, type SsdForm, type WeightDType } from './model-meta.js';
 import { loadPreset } from './presets.js';
 import { randomWeights } from './random-weights.js';
 import { checkWeights } from './weight-names.js';
+import { checkBlockSize } from './quantize.js';
+import { DEFAULT_BLOCK_SIZE, type WeightPlan } from './weights.js';
 
 export const EXPORTER_VERSION = '0.1.0';
 
@@ -44,6 +46,15 @@ export interface ExportOptions {
   /** Chunk size Q of the SSD (defaults to the config's). */
   chunkSize?: number;
   ssd?: SsdForm;
+  /**
+   * Storage of embedding, in_proj, out_proj and lm_head (default 'fp32'): 'fp16' (matmuls in fp16),
+   * 'int8' / 'int4' (weight-only MatMulNBits). Everything else stays float32, and so does the graph I/O.
+   */
+  dtype?: WeightDType;
+  /** MatMulNBits block size along K for int8/int4 (power of two ≥ 16; default 32). */
+  blockSize?: number;
+  /** int8/int4: quantize the embedding too (dequantizing Gather; default true). */
+  quantizeEmbedding?: boolean;
   externalData?: 'auto' | 'always' | 'never';
   /** Replace an existing output directory (it is swapped only once the new one is complete). */
   overwrite?: boolean;
@@ -52,10 +63,33 @@ export interface ExportOptions {
   onWarning?: (message: string) => void;
 }
 
+/** How the weights were stored: written into mamba2-onnx.json beside ModelMeta's fields. */
+export interface QuantizationMeta {
+  method: 'MatMulNBits';
+  bits: 4 | 8;
+  blockSize: number;
+  symmetric: false;
+  /** Tensors stored quantized (roles); the rest are float32. */
+  quantized: ('embedding' | 'in_proj' | 'out_proj' | 'lm_head')[];
+}
+
+export type ExportMeta = ModelMeta & { quantization?: QuantizationMeta };
+
 export interface ExportResult {
   outDir: string;
   files: string[];
-  meta: ModelMeta;
+  meta: ExportMeta;
+}
+
+const DTYPES: readonly WeightDType[] = ['fp32', 'fp16', 'int8', 'int4'];
+
+/** Validates dtype / blockSize and returns the weight plan. */
+export function weightPlan(opts: Pick<ExportOptions, 'dtype' | 'blockSize' | 'quantizeEmbedding'>): WeightPlan {
+  const dtype = opts.dtype ?? 'fp32';
+  if (!DTYPES.includes(dtype)) throw new RangeError(`dtype: expected one of ${DTYPES.join(', ')}, got '${String(dtype)}'`);
+  const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
+  checkBlockSize(blockSize, 'blockSize');
+  return { dtype, blockSize, quantizeEmbedding: opts.quantizeEmbedding ?? true };
 }
 
 interface Opened {
@@ -94,6 +128,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
   checkChunkSize(opts.chunkSize);
   const ssd = opts.ssd ?? 'chunked';
   sequenceForm(ssd); // validates the name
+  const plan = weightPlan(opts);
   const outDir = resolve(opts.outDir);
   await checkOutDir(src, outDir, opts);
   const progress = opts.onProgress ?? (() => {});
@@ -104,7 +139,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
     const check = checkWeights(config, store, source);
     if (check.unexpected.length > 0) opts.onWarning?.(`ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`);
     progress({ phase: 'build', done: 0, total: 1 });
-    const ir = buildMamba2Model(config, store, { ssd, chunkSize: opts.chunkSize, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
+    const ir = buildMamba2Model(config, store, { ssd, chunkSize: opts.chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
     const used: Mamba2Config = opts.chunkSize ? { ...config, chunkSize: opts.chunkSize } : config;
     await mkdir(tmp, { recursive: true });
     const saved = await saveModel(ir, tmp, {
@@ -121,18 +156,29 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
         }
       }
     }
-    const meta: ModelMeta = {
+    const meta: ExportMeta = {
       format: 'mamba2-onnx',
       formatVersion: 1,
       source,
       config: used,
       io: ioTable(used),
       ssdForm: ssd,
-      weightDType: 'fp32',
+      weightDType: plan.dtype,
       singleStep: 'if',
       files: { model: MODEL_FILE, data: files.includes(DATA_FILE) ? DATA_FILE : undefined, tokenizer },
       opsets: ir.opsetImports,
       exporterVersion: EXPORTER_VERSION,
+      ...(plan.dtype === 'int8' || plan.dtype === 'int4'
+        ? {
+            quantization: {
+              method: 'MatMulNBits',
+              bits: plan.dtype === 'int8' ? 8 : 4,
+              blockSize: plan.blockSize,
+              symmetric: false,
+              quantized: [...(plan.quantizeEmbedding ? ['embedding' as const] : []), 'in_proj', 'out_proj', 'lm_head'],
+            },
+          }
+        : {}),
     };
     // JSON cannot hold Infinity: dtLimit's upper bound is written as null and read back as Infinity
     await writeFile(join(tmp, META_FILE), `${JSON.stringify(meta, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);

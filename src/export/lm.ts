@@ -12,20 +12,23 @@ import type { GraphBuilder } from '../graph/builder.js';
 import type { ModelIR } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import type { Value } from '../graph/value.js';
-import { B, Ctx, L, linear, rmsNorm } from './blocks.js';
+import { B, Ctx, embed, L, linear, rmsNorm } from './blocks.js';
 import type { TensorStore } from './checkpoint/types.js';
 import type { Mamba2Config } from './config-types.js';
 import { IO_NAMES, ioTable } from './io.js';
 import { type LayerState, mamba2Mixer, mamba2MixerStep } from './mixer.js';
-import { declareWeights, type LayerWeights, type ModelWeights } from './weights.js';
+import { declareWeights, FP32_PLAN, type LayerWeights, type ModelWeights, type WeightPlan } from './weights.js';
 import { sequenceForm } from './forms.js';
 import type { SsdForm } from './model-meta.js';
+import { MS_DOMAIN } from '../graph/opset.js';
 
 export interface BuildOptions {
   /** Overrides the config's chunk size Q (the math does not depend on it). */
   chunkSize?: number;
   /** How the sequence path computes conv + SSD (default 'chunked'). */
   ssd?: SsdForm;
+  /** Storage of the projection and embedding weights (default fp32; weights.ts). */
+  weights?: WeightPlan;
   producerVersion?: string;
   docString?: string;
 }
@@ -54,7 +57,10 @@ function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[
 export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: BuildOptions = {}): ModelIR {
   const c: Mamba2Config = opts.chunkSize ? { ...c0, chunkSize: opts.chunkSize } : c0;
   const form = sequenceForm(opts.ssd ?? 'chunked');
-  const m = new ModelBuilder({ name: 'mamba2', opsets: form.opsets, producerVersion: opts.producerVersion, docString: opts.docString });
+  const plan = opts.weights ?? FP32_PLAN;
+  const quantized = plan.dtype === 'int8' || plan.dtype === 'int4';
+  const opsets = { ...form.opsets, ...(quantized ? { [MS_DOMAIN]: 1 } : {}) };
+  const m = new ModelBuilder({ name: 'mamba2', opsets, producerVersion: opts.producerVersion, docString: opts.docString });
   const g = m.graph;
   const io = ioTable(c);
   const ids = g.input(IO_NAMES.inputIds, 'int64', io.inputs[0]!.shape); // [B,L]
@@ -63,8 +69,8 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
     const [conv, ssm] = [io.inputs[1 + 2 * i]!, io.inputs[2 + 2 * i]!];
     past.push({ conv: g.input(conv.name, conv.dtype, conv.shape), ssm: g.input(ssm.name, ssm.dtype, ssm.shape) });
   }
-  const w = declareWeights(g, c, store);
-  const h = g.scope('embeddings', () => op.Gather(g, w.embedding, ids)); // [B,L,D]
+  const w = declareWeights(g, c, store, plan);
+  const h = embed(g, w.embedding, ids); // [B,L,D] float32
   const bl = op.Shape(g, ids); // [2] = [B,L]
   const isStep = op.Squeeze(g, op.Equal(g, op.Slice(g, bl, [1], [2], [0]), g.constant('int64', [1], [1])), [0]); // bool
   const shapes = io.outputs.map((o) => o.shape);
