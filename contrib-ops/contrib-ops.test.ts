@@ -32,7 +32,6 @@ const EXPECTED_PROVIDER: Record<string, Record<'cpu' | 'webgpu', string>> = {
  * every axis (pads [0,0,0,1,0,0,0,0], axes [0,1,2,3]) runs and matches the reference.
  */
 const KNOWN_FAILURES: Record<string, Partial<Record<'cpu' | 'webgpu', string>>> = {
-  SSDChunkScan: { webgpu: "ORT transpose optimizer vs Pad with 'axes' in ssd.ts" },
 };
 
 it('committed cases.jsonc files equal what make-cases.ts generates', () => {

@@ -15,10 +15,12 @@ import { EXIT_OK, exitCodeFor, formatError, UsageError, type CliIO } from './err
 import { registerExport } from './export.js';
 import { registerInspect } from './inspect.js';
 import { registerVerify } from './verify.js';
+import { registerGenerate } from './generate.js';
+import { registerBench } from './bench.js';
 
 export type Registrar = (program: Command, io: CliIO) => void;
 
-export const COMMANDS: readonly Registrar[] = [registerExport, registerInspect, registerVerify];
+export const COMMANDS: readonly Registrar[] = [registerExport, registerInspect, registerVerify, registerGenerate, registerBench];
 
 export function createProgram(io: CliIO, commands: readonly Registrar[] = COMMANDS): Command {
   const program = new Command('mamba2-onnx')

@@ -119,7 +119,8 @@ export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
       const Scg = op.Reshape(g, op.Transpose(g, Sc, [0, 2, 3, 1, 4, 5]), [B, G, R, C, N * P]); // [B,G,R,C,N·P]
       const Sall = op.Concat(g, [op.Reshape(g, h0, [B, G, R, 1, N * P]), Scg], 3); // [B,G,R,C+1,N·P]
       const tot = op.Transpose(g, op.Squeeze(g, last, [-1]), [0, 2, 3, 1]); // [B,G,R,C]  chunk decays
-      const totP = op.Pad(g, tot, [1, 0], [3]); // [B,G,R,C+1]
+      // pads written over every axis: ORT 1.30 WebGPU mis-reorders a Pad with `axes` when its transpose optimizer moves a Transpose past it
+      const totP = op.Pad(g, tot, [0, 0, 0, 1, 0, 0, 0, 0], [0, 1, 2, 3]); // [B,G,R,C+1]
       const n = op.Shape(g, totP, 3, 4); // [1] C+1
       const Dchunk = segsumExp(g, totP, dynMasks(g, n, C1)); // [B,G,R,C+1,C+1]
       const New = op.MatMul(g, Dchunk, Sall); // [B,G,R,C+1,N·P]
