@@ -18,6 +18,7 @@ import { exportProgress } from './progress.js';
 interface ExportFlags {
   out?: string;
   chunkSize?: number;
+  logits: 'all' | 'last';
   externalData: 'auto' | 'always' | 'never';
   ssd: SsdForm;
   force?: boolean;
@@ -35,6 +36,7 @@ export function registerExport(program: Command, io: CliIO): void {
     .option('-o, --out <dir>', 'model directory to write (model.onnx, model.onnx.data, mamba2-onnx.json, tokenizer files)')
     .option('--chunk-size <Q>', "SSD chunk size Q (default: the checkpoint's)", intFlag(1, 4096))
     .addOption(program.createOption('--ssd <form>', 'how the sequence path computes the SSD').choices(availableForms()).default('chunked'))
+    .addOption(program.createOption('--logits <which>', "'last': logits of the last position only ([batch,1,V]; faster prefill, no per-position logits)").choices(['all', 'last']).default('all'))
     .addOption(program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'))
     .option('-f, --force', 'replace --out if it holds a previous export')
     .option('--preset <name>', "a model shape from models/ (see --list-presets) or a preset .json path, instead of a checkpoint")
@@ -127,6 +129,7 @@ async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: s
     result = await exportModel(src, {
       outDir: f.out,
       chunkSize: f.chunkSize,
+      logits: f.logits,
       ssd: f.ssd,
       externalData: f.externalData,
       overwrite: f.force === true,

@@ -6,7 +6,7 @@
  *   input_ids      int64   [batch, sequence]
  *   past_conv.{i}  float32 [batch, convDim, K-1]   last K-1 pre-conv xBC columns, oldest first
  *   past_ssm.{i}   float32 [batch, H, P, N]        SSM state h
- *   logits         float32 [batch, sequence, V]
+ *   logits         float32 [batch, sequence, V]   ([batch, 1, V] when exported with --logits last)
  *   present_conv.{i}, present_ssm.{i}: same shapes as their past_ twins.
  * All-zero states mean a fresh sequence. Any sequence ≥ 1 continues any past state.
  */
@@ -48,10 +48,18 @@ export function ssmStateShape(c: Mamba2Config): Dim[] {
   return [BATCH, c.nHeads, c.headDim, c.dState];
 }
 
-/** The I/O table of a Mamba-2 model exported with `stateDtype` states (float32 by default). */
-export function ioTable(c: Mamba2Config, stateDtype: DType = 'float32'): IOTable {
+export interface IOOptions {
+  /** dtype of the conv states (float32 by default; the SSM state is always float32). */
+  stateDtype?: DType;
+  /** Logits of the last position only: shape [batch, 1, V] (export --logits last). */
+  lastLogits?: boolean;
+}
+
+/** The I/O table of a Mamba-2 model. */
+export function ioTable(c: Mamba2Config, opts: IOOptions = {}): IOTable {
+  const stateDtype = opts.stateDtype ?? 'float32';
   const inputs: IOEntry[] = [{ name: IO_NAMES.inputIds, dtype: 'int64', shape: [BATCH, SEQUENCE], role: 'input_ids' }];
-  const outputs: IOEntry[] = [{ name: IO_NAMES.logits, dtype: 'float32', shape: [BATCH, SEQUENCE, c.vocabSize], role: 'logits' }];
+  const outputs: IOEntry[] = [{ name: IO_NAMES.logits, dtype: 'float32', shape: [BATCH, opts.lastLogits ? 1 : SEQUENCE, c.vocabSize], role: 'logits' }];
   for (let i = 0; i < c.nLayer; i++) {
     inputs.push({ name: IO_NAMES.pastConv(i), dtype: stateDtype, shape: convStateShape(c), role: 'conv_state', layer: i });
     inputs.push({ name: IO_NAMES.pastSsm(i), dtype: 'float32', shape: ssmStateShape(c), role: 'ssm_state', layer: i });

@@ -25,6 +25,8 @@ import { MS_DOMAIN } from '../graph/opset.js';
 export interface BuildOptions {
   /** Overrides the config's chunk size Q (the math does not depend on it). */
   chunkSize?: number;
+  /** 'last': logits only for the last position ([B,1,V]); saves the head's work and copies in prefill. */
+  logits?: 'all' | 'last';
   /** How the sequence path computes conv + SSD (default 'chunked'). */
   ssd?: SsdForm;
   /** Storage of the projection and embedding weights (default fp32; weights.ts). */
@@ -36,7 +38,7 @@ export interface BuildOptions {
 type Mixer = (ctx: Ctx, w: LayerWeights, u: Value, s: LayerState) => { y: Value; state: LayerState };
 
 /** Residual stack + final norm + head, shared by both branches; x is [B,L,D] or [B,D]. */
-function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[], mixer: Mixer): Value[] {
+function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[], mixer: Mixer, lastOnly = false): Value[] {
   const { g, c } = ctx;
   let x = x0;
   const out: Value[] = [];
@@ -48,6 +50,12 @@ function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[
     });
     x = r.x;
     out.push(r.state.conv, r.state.ssm);
+  }
+  if (lastOnly) {
+    // logits of the last position only: [B,L,D] → [B,D] → head → [B,1,V]
+    const last = op.Squeeze(g, op.Slice(g, x, [-1], [op.END], [1]), [1]); // [B,D]
+    const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', last, w.normF, c.normEps), w.lmHead); // [B,V]
+    return [op.Unsqueeze(g, logits, [1]), ...out]; // [B,1,V]
   }
   const y = rmsNorm(g, 'norm_f', x, w.normF, c.normEps);
   const logits = linear(ctx, 'lm_head', y, w.lmHead);
@@ -62,7 +70,7 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   const opsets = { ...form.opsets, ...(quantized ? { [MS_DOMAIN]: 1 } : {}) };
   const m = new ModelBuilder({ name: 'mamba2', opsets, producerVersion: opts.producerVersion, docString: opts.docString });
   const g = m.graph;
-  const io = ioTable(c);
+  const io = ioTable(c, { lastLogits: opts.logits === 'last' });
   const ids = g.input(IO_NAMES.inputIds, 'int64', io.inputs[0]!.shape); // [B,L]
   const past: LayerState[] = [];
   for (let i = 0; i < c.nLayer; i++) {
@@ -79,7 +87,7 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
     return [op.Unsqueeze(sg, outs[0]!, [1]), ...outs.slice(1)]; // logits [B,1,V]
   };
   const seqMixer: Mixer = (ctx, lw, u, s) => mamba2Mixer(ctx, lw, u, s, form);
-  const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl), w, h, past, seqMixer);
+  const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl), w, h, past, seqMixer, opts.logits === 'last');
   const results = op.If(g, isStep, shapes, step, sequence);
   io.outputs.forEach((o, k) => g.output(results[k]!, o.name, o.shape));
   m.metadata['mamba2_onnx.config'] = JSON.stringify(c);

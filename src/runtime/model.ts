@@ -159,8 +159,7 @@ export class Mamba2Model {
         const logitsT = out[IO_NAMES.logits]!;
         const logits = (await this.backend.download(logitsT)) as Float32Array;
         const next = new Mamba2State(this.backend, this.specs, B, this.specs.map((sp) => out[sp.output]!));
-        const [, L] = dims;
-        return { logits: new Logits(logits, [B, L, logitsT.dims[2]!]), state: next };
+        return { logits: new Logits(logits, [B, logitsT.dims[1]!, logitsT.dims[2]!]), state: next };
       });
     } finally {
       own?.dispose();
