@@ -19,6 +19,10 @@ interface ExportFlags {
   out?: string;
   chunkSize?: number;
   logits: 'all' | 'last';
+  dtype: 'fp32' | 'fp16' | 'int8' | 'int4';
+  blockSize?: number;
+  accuracyLevel?: number;
+  quantizeEmbedding: boolean;
   externalData: 'auto' | 'always' | 'never';
   ssd: SsdForm;
   force?: boolean;
@@ -36,6 +40,10 @@ export function registerExport(program: Command, io: CliIO): void {
     .option('-o, --out <dir>', 'model directory to write (model.onnx, model.onnx.data, mamba2-onnx.json, tokenizer files)')
     .option('--chunk-size <Q>', "SSD chunk size Q (default: the checkpoint's)", intFlag(1, 4096))
     .addOption(program.createOption('--ssd <form>', 'how the sequence path computes the SSD').choices(availableForms()).default('chunked'))
+    .addOption(program.createOption('--dtype <type>', 'weight storage: fp16 matmuls, or int8/int4 weight-only MatMulNBits (SSD, state, norms stay fp32)').choices(['fp32', 'fp16', 'int8', 'int4']).default('fp32'))
+    .option('--block-size <N>', 'int8/int4: quantization block size along K (power of two ≥ 16)', intFlag(16, 4096))
+    .option('--accuracy-level <L>', "int8/int4: MatMulNBits accuracy_level (0 exact dequantize … 4 int8 activations: faster on CPU, less exact)", intFlag(0, 4))
+    .option('--no-quantize-embedding', 'int8/int4: keep the embedding (and a tied head) in fp32')
     .addOption(program.createOption('--logits <which>', "'last': logits of the last position only ([batch,1,V]; faster prefill, no per-position logits)").choices(['all', 'last']).default('all'))
     .addOption(program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'))
     .option('-f, --force', 'replace --out if it holds a previous export')
@@ -130,6 +138,10 @@ async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: s
       outDir: f.out,
       chunkSize: f.chunkSize,
       logits: f.logits,
+      dtype: f.dtype,
+      blockSize: f.blockSize,
+      accuracyLevel: f.accuracyLevel as 0 | 1 | 2 | 3 | 4 | undefined,
+      quantizeEmbedding: f.quantizeEmbedding,
       ssd: f.ssd,
       externalData: f.externalData,
       overwrite: f.force === true,

@@ -14,13 +14,14 @@ import { EXPORTER_VERSION } from '../export/index.js';
 import { EXIT_OK, exitCodeFor, formatError, UsageError, type CliIO } from './errors.js';
 import { registerExport } from './export.js';
 import { registerInspect } from './inspect.js';
+import { registerServe } from './serve.js';
 import { registerVerify } from './verify.js';
 import { registerGenerate } from './generate.js';
 import { registerBench } from './bench.js';
 
 export type Registrar = (program: Command, io: CliIO) => void;
 
-export const COMMANDS: readonly Registrar[] = [registerExport, registerInspect, registerVerify, registerGenerate, registerBench];
+export const COMMANDS: readonly Registrar[] = [registerExport, registerInspect, registerVerify, registerGenerate, registerBench, registerServe];
 
 export function createProgram(io: CliIO, commands: readonly Registrar[] = COMMANDS): Command {
   const program = new Command('mamba2-onnx')

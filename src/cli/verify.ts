@@ -7,8 +7,9 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EP_NAMES, Mamba2Model, type EpName } from '../runtime/index.js';
-import { EXIT_FAILURE, type CliIO } from './errors.js';
-import { floatFlag, listFlag } from './flags.js';
+import { compareModels, type CompareReport } from '../export/compare.js';
+import { EXIT_FAILURE, type CliIO, UsageError } from './errors.js';
+import { floatFlag, intFlag, listFlag } from './flags.js';
 import { formatDelta, table } from './format.js';
 import { locateModel, readModelMeta } from './model-dir.js';
 import { readReference } from './reference.js';
@@ -88,18 +89,55 @@ export function renderVerify(r: VerifyReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Deterministic prompts of token ids below `vocab`: `count` rows of `length` ids. */
+export function comparePrompts(vocab: number, count = 3, length = 12): number[][] {
+  return Array.from({ length: count }, (_, r) => Array.from({ length }, (_, i) => (r * 7919 + i * 104729 + 17) % vocab));
+}
+
+export function renderCompare(model: string, against: string, r: CompareReport): string {
+  const e = (x: number) => x.toExponential(2);
+  const rows = r.prompts.map((p, i) => [`prompt ${i + 1}`, `${p.promptLength} tok`, `max |Δ| ${e(p.maxAbsDiff)}`, `mean |Δ| ${e(p.meanAbsDiff)}`, `KL ${e(p.meanKL)}`, `greedy ${p.agree}/${p.steps}`]);
+  rows.push(['all', `${r.positions} pos`, `max |Δ| ${e(r.maxAbsDiff)}`, `mean |Δ| ${e(r.meanAbsDiff)}`, `KL ${e(r.meanKL)} (max ${e(r.maxKL)})`, `greedy ${r.agree}/${r.steps} (${(100 * r.agreement).toFixed(1)} %)`]);
+  return `compare ${model} (ep ${r.ep}) against ${against} (ep ${r.referenceEp})\n${table(rows, { indent: '  ' })}\n`;
+}
+
+interface VerifyFlags {
+  reference?: string;
+  against?: string;
+  steps: number;
+  minAgreement?: number;
+  tolerance: number;
+  ep: EpName[];
+  json?: boolean;
+}
+
 export function registerVerify(program: Command, io: CliIO): void {
   program
     .command('verify')
-    .description('check an exported model against reference logits (per case max |Δ|), a split prefill and greedy token ids')
+    .description('check an exported model against reference logits (--reference: per case max |Δ|, a split prefill, greedy ids) or against another export (--against: |Δ logits|, KL, greedy agreement)')
     .argument('<model-dir>', 'exported model directory (model.onnx + mamba2-onnx.json)')
-    .requiredOption('-r, --reference <file>', 'reference.json: { cases: [{ input_ids, logits }], greedy: { input_ids, output_ids, eos_token_id } }')
+    .option('-r, --reference <file>', 'reference.json: { cases: [{ input_ids, logits }], greedy: { input_ids, output_ids, eos_token_id } }')
+    .option('--against <model-dir>', 'a reference export of the same model (e.g. the fp32 export of a quantized one)')
+    .option('--steps <N>', 'with --against: greedy steps per prompt', intFlag(1, 10_000), 20)
+    .option('--min-agreement <x>', 'with --against: fail below this greedy agreement (0..1)', floatFlag(0, 1))
     .option('-t, --tolerance <x>', 'max |Δ logits| allowed', floatFlag(0), 1e-4)
     .option('--ep <list>', `execution providers to try in order (${EP_NAMES.join(', ')})`, listFlag(EP_NAMES), ['cpu'] as EpName[])
     .option('--json', 'print the report as JSON')
-    .action(async (modelDir: string, flags: { reference: string; tolerance: number; ep: EpName[]; json?: boolean }) => {
-      const report = await verifyModel(modelDir, { reference: flags.reference, tolerance: flags.tolerance, eps: flags.ep });
-      io.out(flags.json ? `${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n` : renderVerify(report));
+    .action(async (modelDir: string, flags: VerifyFlags) => {
+      if ((flags.reference === undefined) === (flags.against === undefined)) throw new UsageError('give exactly one of --reference or --against', 'verify');
+      const json = (v: unknown) => `${JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2)}\n`;
+      if (flags.against !== undefined) {
+        const meta = await readModelMeta((await locateModel(flags.against, '--against')).metaPath ?? '');
+        const r = await compareModels(modelDir, flags.against, { prompts: comparePrompts(meta.config.realVocabSize), steps: flags.steps, ep: flags.ep.join(',') });
+        io.out(flags.json ? json(r) : renderCompare(modelDir, flags.against, r));
+        if (flags.minAgreement !== undefined && r.agreement < flags.minAgreement) {
+          io.out(`FAIL: greedy agreement ${(100 * r.agreement).toFixed(1)} % < ${(100 * flags.minAgreement).toFixed(1)} %\n`);
+          io.setExitCode(EXIT_FAILURE);
+        }
+        return;
+      }
+      const report = await verifyModel(modelDir, { reference: flags.reference!, tolerance: flags.tolerance, eps: flags.ep });
+      io.out(flags.json ? json(report) : renderVerify(report));
       if (!report.ok) io.setExitCode(EXIT_FAILURE);
     });
 }

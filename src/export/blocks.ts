@@ -49,6 +49,8 @@ export interface NBitsWeight {
   K: number;
   bits: NBits;
   blockSize: number;
+  /** MatMulNBits accuracy_level (0: unset). */
+  accuracyLevel: 0 | 1 | 2 | 3 | 4;
   b: Value; // uint8 [N,kBlocks,blockSize·bits/8]
   scales: Value; // float32 [N,kBlocks]
   zeroPoints: Value; // uint8 [N,⌈kBlocks·bits/8⌉]
@@ -67,7 +69,7 @@ export function linear(ctx: Ctx, name: string, x: Value, w: LinearWeight, bias?:
   const { g } = ctx;
   return g.scope(name, () => {
     if (w.kind === 'nbits') {
-      const y = MatMulNBits(g, x, w.b, w.scales, w.zeroPoints, undefined, { K: w.K, N: w.N, bits: w.bits, blockSize: w.blockSize }); // [...,N]
+      const y = MatMulNBits(g, x, w.b, w.scales, w.zeroPoints, undefined, { K: w.K, N: w.N, bits: w.bits, blockSize: w.blockSize, accuracyLevel: w.accuracyLevel }); // [...,N]
       return bias ? op.Add(g, y, bias) : y;
     }
     const W = w.w;
@@ -101,7 +103,7 @@ export function embed(g: GraphBuilder, e: EmbeddingWeight, ids: Value): Value {
     const kb = Math.ceil(e.K / e.blockSize);
     const lead = ids.shape;
     const q = unpackFloat(g, op.Gather(g, e.b, ids), e.bits, [...lead, kb, e.blockSize]); // [B,L,kb,bs]
-    const zpAll = unpackFloat(g, op.Gather(g, e.zeroPoints, ids), e.bits, [...lead, e.zeroPoints.shape[1]! as number * (8 / e.bits)]); // [B,L,≥kb]
+    const zpAll = unpackFloat(g, op.Gather(g, e.zeroPoints, ids), e.bits, [...lead, (e.zeroPoints.shape[1] as number) * (8 / e.bits)]); // [B,L,≥kb]
     const zp = zpAll.shape[lead.length] === kb ? zpAll : op.Slice(g, zpAll, [0], [kb], [-1]);
     const sc = op.Gather(g, e.scales, ids); // [B,L,kb]
     const deq = op.Mul(g, op.Sub(g, q, op.Unsqueeze(g, zp, [-1])), op.Unsqueeze(g, sc, [-1])); // [B,L,kb,bs]

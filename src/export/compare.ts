@@ -9,6 +9,8 @@
  *    (up to there, free-running greedy decoding of both models is identical).
  *
  * The prompt's last position counts as greedy step 0; padded vocabulary rows (≥ realVocabSize) are ignored.
+ * When either model returns only the last position's logits (`export --logits last`), prefill
+ * compares that row alone.
  */
 import { Mamba2Model } from '../runtime/index.js';
 
@@ -172,9 +174,11 @@ async function comparePrompt(ref: Mamba2Model, model: Mamba2Model, ids: number[]
   let firstMismatch: number | null = null;
   try {
     for (let s = 0; ; s++) {
-      const L = ra.logits.dims[1];
-      stats.add(ra.logits.data, rb.logits.data, L);
-      total.add(ra.logits.data, rb.logits.data, L);
+      // a model exported with `logits: 'last'` returns one row per call: compare the rows both have
+      const rows = Math.min(ra.logits.dims[1], rb.logits.dims[1]);
+      const tail = (d: Float32Array) => d.subarray(d.length - rows * V);
+      stats.add(tail(ra.logits.data), tail(rb.logits.data), rows);
+      total.add(tail(ra.logits.data), tail(rb.logits.data), rows);
       const [ta, tb] = [argmaxOf(ra.logits.at(0, -1), real), argmaxOf(rb.logits.at(0, -1), real)];
       if (ta === tb) agree++;
       else firstMismatch ??= s;

@@ -45,6 +45,8 @@ export interface ExportOptions {
   outDir: string;
   /** Chunk size Q of the SSD (defaults to the config's). */
   chunkSize?: number;
+  /** 'last': the graph returns logits of the last position only ([batch, 1, V]). Default 'all'. */
+  logits?: 'all' | 'last';
   ssd?: SsdForm;
   /**
    * Storage of embedding, in_proj, out_proj and lm_head (default 'fp32'): 'fp16' (matmuls in fp16),
@@ -55,6 +57,11 @@ export interface ExportOptions {
   blockSize?: number;
   /** int8/int4: quantize the embedding too (dequantizing Gather; default true). */
   quantizeEmbedding?: boolean;
+  /**
+   * int8/int4: MatMulNBits `accuracy_level`. 0 (default, unset): activations stay float32. 4: the CPU EP
+   * may quantize activations to int8 per block (faster int8 on CPU, a little less accurate).
+   */
+  accuracyLevel?: 0 | 1 | 2 | 3 | 4;
   externalData?: 'auto' | 'always' | 'never';
   /** Replace an existing output directory (it is swapped only once the new one is complete). */
   overwrite?: boolean;
@@ -63,17 +70,9 @@ export interface ExportOptions {
   onWarning?: (message: string) => void;
 }
 
-/** How the weights were stored: written into mamba2-onnx.json beside ModelMeta's fields. */
-export interface QuantizationMeta {
-  method: 'MatMulNBits';
-  bits: 4 | 8;
-  blockSize: number;
-  symmetric: false;
-  /** Tensors stored quantized (roles); the rest are float32. */
-  quantized: ('embedding' | 'in_proj' | 'out_proj' | 'lm_head')[];
-}
-
-export type ExportMeta = ModelMeta & { quantization?: QuantizationMeta };
+export type { QuantizationMeta } from './model-meta.js';
+/** @deprecated use ModelMeta */
+export type ExportMeta = ModelMeta;
 
 export interface ExportResult {
   outDir: string;
@@ -84,12 +83,14 @@ export interface ExportResult {
 const DTYPES: readonly WeightDType[] = ['fp32', 'fp16', 'int8', 'int4'];
 
 /** Validates dtype / blockSize and returns the weight plan. */
-export function weightPlan(opts: Pick<ExportOptions, 'dtype' | 'blockSize' | 'quantizeEmbedding'>): WeightPlan {
+export function weightPlan(opts: Pick<ExportOptions, 'dtype' | 'blockSize' | 'quantizeEmbedding' | 'accuracyLevel'>): WeightPlan {
   const dtype = opts.dtype ?? 'fp32';
   if (!DTYPES.includes(dtype)) throw new RangeError(`dtype: expected one of ${DTYPES.join(', ')}, got '${String(dtype)}'`);
   const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
   checkBlockSize(blockSize, 'blockSize');
-  return { dtype, blockSize, quantizeEmbedding: opts.quantizeEmbedding ?? true };
+  const accuracyLevel = opts.accuracyLevel ?? 0;
+  if (![0, 1, 2, 3, 4].includes(accuracyLevel)) throw new RangeError(`accuracyLevel: expected 0, 1, 2, 3 or 4, got ${String(accuracyLevel)}`);
+  return { dtype, blockSize, quantizeEmbedding: opts.quantizeEmbedding ?? true, accuracyLevel };
 }
 
 interface Opened {
@@ -139,7 +140,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
     const check = checkWeights(config, store, source);
     if (check.unexpected.length > 0) opts.onWarning?.(`ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`);
     progress({ phase: 'build', done: 0, total: 1 });
-    const ir = buildMamba2Model(config, store, { ssd, chunkSize: opts.chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
+    const ir = buildMamba2Model(config, store, { ssd, logits: opts.logits, chunkSize: opts.chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
     const used: Mamba2Config = opts.chunkSize ? { ...config, chunkSize: opts.chunkSize } : config;
     await mkdir(tmp, { recursive: true });
     const saved = await saveModel(ir, tmp, {
@@ -161,7 +162,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
       formatVersion: 1,
       source,
       config: used,
-      io: ioTable(used),
+      io: ioTable(used, { lastLogits: opts.logits === 'last' }),
       ssdForm: ssd,
       weightDType: plan.dtype,
       singleStep: 'if',
@@ -174,6 +175,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
               method: 'MatMulNBits',
               bits: plan.dtype === 'int8' ? 8 : 4,
               blockSize: plan.blockSize,
+              accuracyLevel: plan.accuracyLevel ?? 0,
               symmetric: false,
               quantized: [...(plan.quantizeEmbedding ? ['embedding' as const] : []), 'in_proj', 'out_proj', 'lm_head'],
             },

@@ -13,6 +13,17 @@ export const DATA_FILE = 'model.onnx.data';
 export type SsdForm = 'chunked' | 'function' | 'contrib' | 'scan';
 export type WeightDType = 'fp32' | 'fp16' | 'int8' | 'int4';
 
+/** How int8/int4 weights were stored (MatMulNBits). */
+export interface QuantizationMeta {
+  method: 'MatMulNBits';
+  bits: 4 | 8;
+  blockSize: number;
+  accuracyLevel: number;
+  symmetric: false;
+  /** Tensors stored quantized (roles); the rest are float32. */
+  quantized: ('embedding' | 'in_proj' | 'out_proj' | 'lm_head')[];
+}
+
 export interface ModelMeta {
   format: 'mamba2-onnx';
   formatVersion: 1;
@@ -22,6 +33,8 @@ export interface ModelMeta {
   io: IOTable;
   ssdForm: SsdForm;
   weightDType: WeightDType;
+  /** Present for int8/int4 exports. */
+  quantization?: QuantizationMeta;
   /** How one-token decoding avoids the chunked path: an If on sequence == 1 inside model.onnx. */
   singleStep: 'if';
   files: { model: string; data?: string; tokenizer?: string[] };

@@ -36,6 +36,20 @@ export function checkBlockSize(bs: number, what = 'blockSize'): void {
 export const kBlocksOf = (K: number, bs: number): number => Math.ceil(K / bs);
 export const zpColsOf = (K: number, bs: number, bits: NBits): number => Math.ceil((kBlocksOf(K, bs) * bits) / 8);
 
+/** Scale and zero point of one block w[a..b): round-to-nearest over [min(0,lo), max(0,hi)]. */
+function blockParams(w: Float32Array, a: number, b: number, qmax: number): { scale: number; zp: number } {
+  let lo = 0;
+  let hi = 0;
+  for (let k = a; k < b; k++) {
+    const v = w[k]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (hi - lo === 0) return { scale: 0, zp: (qmax + 1) >> 1 };
+  const scale = (hi - lo) / qmax;
+  return { scale, zp: Math.min(qmax, Math.max(0, Math.round(-lo / scale))) };
+}
+
 /** Blockwise asymmetric quantization of W [N,K] (row-major, rows = outputs) for MatMulNBits. */
 export function quantizeBlockwise(w: Float32Array, N: number, K: number, bits: NBits, blockSize: number): BlockQuantized {
   checkBlockSize(blockSize);
@@ -52,15 +66,7 @@ export function quantizeBlockwise(w: Float32Array, N: number, K: number, bits: N
     for (let j = 0; j < kb; j++) {
       const k0 = j * blockSize;
       const k1 = Math.min(K, k0 + blockSize);
-      let lo = 0;
-      let hi = 0;
-      for (let k = k0; k < k1; k++) {
-        const v = w[row + k]!;
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
-      const scale = (hi - lo) / qmax;
-      const zp = scale > 0 ? Math.min(qmax, Math.max(0, Math.round(-lo / scale))) : 1 << (bits - 1);
+      const { scale, zp } = blockParams(w, row + k0, row + k1, qmax);
       const inv = scale > 0 ? 1 / scale : 0;
       scales[n * kb + j] = scale;
       if (bits === 8) zeroPoints[n * zpCols + j] = zp;

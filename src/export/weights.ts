@@ -31,6 +31,8 @@ export interface WeightPlan {
   blockSize: number;
   /** int8/int4: store the embedding quantized too (default true); false keeps it float32. */
   quantizeEmbedding?: boolean;
+  /** MatMulNBits `accuracy_level` (0 unset = float32 activations; 4 lets the CPU quantize A to int8). */
+  accuracyLevel?: 0 | 1 | 2 | 3 | 4;
 }
 
 export const DEFAULT_BLOCK_SIZE = 32;
@@ -127,6 +129,7 @@ export function declareWeights(g: GraphBuilder, c: Mamba2Config, store: TensorSt
       K: t.K,
       bits,
       blockSize: plan.blockSize,
+      accuracyLevel: plan.accuracyLevel ?? 0,
       b: g.initializer(`${key}_Q${bits}`, t.b),
       scales: g.initializer(`${key}_scales`, t.scales),
       zeroPoints: g.initializer(`${key}_zero_points`, t.zeroPoints),

@@ -1,0 +1,108 @@
+/**
+ * The HTTP surface (fastify): routes, API-key check, errors in OpenAI's shape, and the states in
+ * which requests are refused (503 while loading, after a failed load, while shutting down).
+ *
+ *   GET  /health               200 {status: ok} | 503 {status: loading | failed | draining}
+ *   GET  /metrics              Prometheus text
+ *   GET  /v1/models            the one served model       GET /v1/models/:id
+ *   POST /v1/completions       JSON or SSE (completions.ts)
+ *   POST /v1/chat/completions  400: no chat template (Mamba-2 base models have none)
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { handleCompletion } from './completions.js';
+import type { Engine } from './engine.js';
+import { ApiError, invalid, toApiError, unavailable } from './errors.js';
+import { prometheusText } from './metrics.js';
+import type { ServeOptions } from './options.js';
+
+/** What the routes read; the server (server.ts) changes it as the model loads and shuts down. */
+export interface AppContext {
+  readonly opts: ServeOptions;
+  engine: Engine | undefined;
+  loadError: Error | undefined;
+  draining: boolean;
+  /** Unix seconds of start-up (the model's `created`). */
+  readonly created: number;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** The engine when requests may be served, else the 503 that says why not. */
+function engineOf(ctx: AppContext): Engine {
+  if (ctx.draining) throw unavailable('the server is shutting down', 'shutting_down');
+  if (ctx.loadError) throw unavailable(`the model failed to load: ${ctx.loadError.message}`, 'model_load_failed');
+  if (!ctx.engine) throw unavailable('the model is still loading; retry shortly', 'model_loading');
+  return ctx.engine;
+}
+
+export function createApp(ctx: AppContext): FastifyInstance {
+  const o = ctx.opts;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: o.bodyLimit,
+    requestTimeout: o.requestTimeoutMs,
+    forceCloseConnections: 'idle',
+    // Check request deadlines every second (Node's default is every 30 s).
+    http: { connectionsCheckingInterval: Math.min(1000, o.requestTimeoutMs) },
+    return503OnClosing: true,
+  });
+  app.removeContentTypeParser('text/plain'); // JSON only: anything else is a 415
+  // Node's header deadline must not exceed the whole-request deadline (slow-loris).
+  app.server.headersTimeout = Math.min(app.server.headersTimeout, o.requestTimeoutMs);
+
+  const keyDigest = o.apiKey !== undefined ? digest(`Bearer ${o.apiKey}`) : undefined;
+  app.addHook('onRequest', async (request, reply) => {
+    if (!keyDigest || request.url === '/health') return;
+    const got = request.headers.authorization;
+    if (typeof got !== 'string' || !timingSafeEqual(digest(got), keyDigest)) {
+      reply.code(401);
+      return reply.send(new ApiError(401, 'missing or incorrect API key: send Authorization: Bearer <key>', 'authentication_error', null, 'invalid_api_key').body());
+    }
+    return undefined;
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const e = toApiError(err);
+    if (e.status >= 500 && e.status !== 503) o.log('error', `${request.method} ${request.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    if (reply.sent || reply.raw.headersSent) return;
+    void reply.code(e.status).send(e.body());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(new ApiError(404, `no route ${request.method} ${request.url.split('?')[0]}`, 'not_found_error', null, 'unknown_route').body());
+  });
+
+  app.get('/health', async (_request, reply) => {
+    const status = ctx.draining ? 'draining' : ctx.loadError ? 'failed' : ctx.engine ? 'ok' : 'loading';
+    reply.code(status === 'ok' ? 200 : 503);
+    return { status, model: o.modelName };
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.type('text/plain; version=0.0.4; charset=utf-8');
+    const extra = { ready: ctx.engine !== undefined, draining: ctx.draining, model: o.modelName };
+    if (!ctx.engine) return `# HELP mamba2_ready 1 when the model is loaded and requests are accepted\n# TYPE mamba2_ready gauge\nmamba2_ready 0\n`;
+    return prometheusText(ctx.engine.stats(), extra);
+  });
+
+  const modelCard = (): object => ({ id: o.modelName, object: 'model', created: ctx.created, owned_by: 'mamba2-onnx' });
+  app.get('/v1/models', async () => ({ object: 'list', data: [modelCard()] }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (request) => {
+    if (request.params.id !== o.modelName) {
+      throw new ApiError(404, `model: the model '${request.params.id}' does not exist, this server serves '${o.modelName}'`, 'not_found_error', 'model', 'model_not_found');
+    }
+    return modelCard();
+  });
+
+  app.post('/v1/completions', async (request, reply) => handleCompletion(request, reply, engineOf(ctx), o));
+
+  app.post('/v1/chat/completions', async () => {
+    engineOf(ctx);
+    throw invalid(
+      'messages',
+      'messages: chat completions need a chat template, and this model has none (Mamba-2 base checkpoints are not chat models); use POST /v1/completions with a prompt',
+      'chat_template_missing',
+    );
+  });
+  return app;
+}
