@@ -23,6 +23,8 @@ export interface BenchRow {
   /** L → median tokens/s of a fresh-state prefill of L tokens. */
   prefill: Record<string, number>;
   decode: number;
+  /** Set when the row could not run (the other rows still do). */
+  error?: string;
 }
 
 export interface BenchOptions {
@@ -30,6 +32,8 @@ export interface BenchOptions {
   lengths: number[];
   decodeTokens: number;
   runs: number;
+  /** Untimed runs before timing (default 1). */
+  warmup?: number;
 }
 
 const median = (xs: number[]): number => {
@@ -58,7 +62,7 @@ export async function benchModel(dir: string, ep: EpName, o: BenchOptions): Prom
         const r = await model.forward([x]);
         r.state.dispose();
       };
-      await once(); // warm-up: kernels compiled, buffers allocated
+      for (let w = 0; w < (o.warmup ?? 1); w++) await once(); // warm-up: kernels compiled, buffers allocated
       const times: number[] = [];
       for (let k = 0; k < o.runs; k++) times.push(await timeIt(once));
       prefill[String(L)] = (L * 1000) / median(times);
@@ -92,6 +96,7 @@ export function renderBench(rows: BenchRow[], lengths: number[], ref?: BenchRow[
   const cell = (v: number, base?: number) => `${v.toFixed(0)}${base ? ` (${(v / base).toFixed(2)}×)` : ''}`;
   const body = rows.map((r) => {
     const b = find(r);
+    if (r.error) return [basename(r.model), r.ep, r.ssd, r.dtype, `error: ${r.error.slice(0, 100)}`];
     return [basename(r.model), r.ep, r.ssd, r.dtype, ...lengths.map((L) => cell(r.prefill[String(L)]!, b?.prefill[String(L)])), cell(r.decode, b?.decode)];
   });
   return `tokens/s (median)${ref ? ', (×) = ratio to --compare-json' : ''}\n${table([head, ...body], { right: head.map((_, i) => i).slice(4) })}\n`;
@@ -106,11 +111,12 @@ export function registerBench(program: Command, io: CliIO): void {
     .option('--lengths <list>', 'prefill lengths', (v: string) => v.split(',').map((s) => intFlag(1, 1 << 20)(s.trim())), [128, 512, 2048])
     .option('--decode <N>', 'decode tokens per run', intFlag(1), 64)
     .option('--runs <R>', 'timed runs per measurement (median)', intFlag(1, 100), 5)
+    .option('--warmup <W>', 'untimed runs before timing', intFlag(0, 100), 1)
     .option('--json', 'print rows as JSON')
     .option('--compare-json <file>', 'a previous --json output: print ratios against it')
-    .action(async (dirs: string[], flags: { ep: EpName[]; lengths: number[]; decode: number; runs: number; json?: boolean; compareJson?: string }) => {
+    .action(async (dirs: string[], flags: { ep: EpName[]; lengths: number[]; decode: number; runs: number; warmup: number; json?: boolean; compareJson?: string }) => {
       if (dirs.length === 0) throw new UsageError('give at least one model directory', 'bench');
-      const o: BenchOptions = { eps: flags.ep, lengths: flags.lengths, decodeTokens: flags.decode, runs: flags.runs };
+      const o: BenchOptions = { eps: flags.ep, lengths: flags.lengths, decodeTokens: flags.decode, runs: flags.runs, warmup: flags.warmup };
       let ref: BenchRow[] | undefined;
       if (flags.compareJson) {
         const raw: unknown = JSON.parse(await readFile(flags.compareJson, 'utf8'));
@@ -121,7 +127,11 @@ export function registerBench(program: Command, io: CliIO): void {
       for (const dir of dirs) {
         for (const ep of flags.ep) {
           if (!flags.json) io.err(`bench ${basename(dir)} on ${ep}…\n`);
-          rows.push(await benchModel(dir, ep, o));
+          try {
+            rows.push(await benchModel(dir, ep, o));
+          } catch (e) {
+            rows.push({ model: dir, ep, ssd: '?', dtype: '?', prefill: {}, decode: NaN, error: e instanceof Error ? e.message.split('\n')[0]! : String(e) });
+          }
         }
       }
       io.out(flags.json ? `${JSON.stringify(rows, null, 2)}\n` : renderBench(rows, flags.lengths, ref));

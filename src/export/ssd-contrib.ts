@@ -11,8 +11,8 @@
  *   C, B, dt·x, dt·A ───────────┴─ LinearAttention ─┬─ y [B,L,H·P] ─ reshape ─ [B,L,H,P]
  *                                                   └─ present [B,H,N,P] ─T─ [B,H,P,N]
  *
- * Conv: CausalConvWithState with channels_last = 1 (x stays [B,L,Cdim]) and fused SiLU; only the
- * small state is transposed, [B,Cdim,K−1] ↔ [B,K−1,Cdim].
+ * Conv: CausalConvWithState channels-first (ORT 1.29 lacks channels_last) with fused SiLU; its
+ * state layout [B,Cdim,K−1] is ours, so only x and y are transposed.
  */
 import * as op from '../graph/ops.js';
 import { CausalConvWithState, LinearAttention } from '../graph/ops-contrib.js';
@@ -39,8 +39,9 @@ export function ssdContrib(ctx: Ctx, inp: SsdInputs): SsdOut {
 export function convContrib(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
   const { g } = ctx;
   return g.scope('conv1d', () => {
-    const pastT = op.Transpose(g, past, [0, 2, 1]); // [B,K-1,Cdim]
-    const r = CausalConvWithState(g, xbc, w, b, pastT, { activation: 'silu', channelsLast: true }); // y [B,L,Cdim]
-    return { y: r.y, state: op.Transpose(g, r.state, [0, 2, 1]) }; // state [B,Cdim,K-1]
+    // channels-first: ORT 1.29's schema has no `channels_last` attribute (1.30 added it)
+    const xt = op.Transpose(g, xbc, [0, 2, 1]); // [B,Cdim,L]
+    const r = CausalConvWithState(g, xt, w, b, past, { activation: 'silu' }); // y [B,Cdim,L]  state [B,Cdim,K-1]
+    return { y: op.Transpose(g, r.y, [0, 2, 1]), state: r.state }; // y [B,L,Cdim]
   });
 }
