@@ -280,7 +280,7 @@ function configEntries(): void {
   cfg('hidden-size-string', 'hidden_size "32"', '"hidden_size": expected a positive integer, got "32"', set(hf, 'hidden_size', '"32"'));
   cfg('hidden-size-huge', 'hidden_size 2^40 with a consistent num_heads: a valid config no checkpoint can match', '"hidden_size": expected|embeddings\\.weight: expected \\(64, 1099511627776\\), got \\(64, 32\\)',
     set(set(hf, 'hidden_size', String(2 ** 40)), 'num_heads', String(2 ** 37)));
-  cfg('vocab-size-1e300', 'vocab_size 1e300', '"vocab_size": expected a positive integer|expected \\(1e\\+300, 32\\)', set(hf, 'vocab_size', '1e300'));
+  cfg('vocab-size-1e300', 'vocab_size 1e300', '"vocab_size": expected (a positive integer|at most)', set(hf, 'vocab_size', '1e300'));
   cfg('head-dim-not-divisor', 'head_dim 7 does not divide expand × hidden_size = 64', '"head_dim": expected a divisor of d_ssm = 64', set(hf, 'head_dim', '7'));
   cfg('n-groups-not-divisor', 'n_groups 3 does not divide 4 heads', '"n_groups": expected a divisor of the 4 heads', set(hf, 'n_groups', '3'));
   cfg('layers-infinity', 'num_hidden_layers Infinity', '"num_hidden_layers": expected a positive integer, got Infinity', set(hf, 'num_hidden_layers', 'Infinity'));

@@ -105,6 +105,11 @@ type Field = keyof ConfigInput;
 type RawFields = { [K in Field]?: unknown };
 type KeyNames = { [K in Field]?: string };
 
+/** Largest dim accepted in a config (no published model comes near). */
+const MAX_DIM = 2 ** 24;
+/** Largest weight tensor, in elements (one Float32Array; 8 GiB in fp32). */
+const MAX_TENSOR_ELEMENTS = 2 ** 31;
+
 const DEFAULTS = {
   dState: 128, dConv: 4, expand: 2, headDim: 64, nGroups: 1, chunkSize: 256,
   dHasHdim: false, rmsNorm: true, normBeforeGate: false, bias: false, convBias: true,
@@ -123,6 +128,7 @@ function finish(raw: RawFields, file: string, names: KeyNames): Mamba2Config {
   const posInt = (f: Field): number => {
     const v = raw[f] ?? (DEFAULTS as Partial<Record<Field, unknown>>)[f];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) fail(f, `expected a positive integer, got ${show(v)}`);
+    if ((v as number) > MAX_DIM) fail(f, `expected at most ${MAX_DIM}, got ${show(v)}`);
     return v as number;
   };
   const bool = (f: Field, dflt: boolean): boolean => {
@@ -194,6 +200,10 @@ function finish(raw: RawFields, file: string, names: KeyNames): Mamba2Config {
   }
 
   const convDim = dSsm + 2 * nGroups * dState;
+  if (dConv < 2) fail('dConv', `expected a conv width ≥ 2 (the state holds K−1 columns), got ${dConv}`);
+  // every weight must fit one typed array: refuse sizes no checkpoint can have before anything is allocated
+  const biggest = Math.max(vocabSize * dModel, (2 * dInner + 2 * nGroups * dState + nHeads) * dModel, dModel * dInner);
+  if (biggest > MAX_TENSOR_ELEMENTS) fail('dModel', `expected sizes whose largest weight has ≤ ${MAX_TENSOR_ELEMENTS} elements, got ${biggest}`);
   const config: Mamba2Config = {
     format, dModel, nLayer, vocabSize, realVocabSize, dState, dConv, expand: expand as number, headDim, nHeads,
     nGroups, chunkSize, dInner, dSsm, dMlp: dInner - dSsm, convDim,

@@ -19,6 +19,7 @@ import { loadConfig } from './config.js';
 import type { Mamba2Config } from './config-types.js';
 import { ioTable } from './io.js';
 import { buildMamba2Model } from './lm.js';
+import { cleanStaleTemps } from './stale-temp.js';
 import { sequenceForm } from './forms.js';
 import { DATA_FILE, META_FILE, MODEL_FILE, type ModelMeta, type SsdForm, type WeightDType } from './model-meta.js';
 import { loadPreset } from './presets.js';
@@ -131,6 +132,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
   sequenceForm(ssd); // validates the name
   const plan = weightPlan(opts);
   const outDir = resolve(opts.outDir);
+  await cleanStaleTemps(outDir, { onWarning: opts.onWarning }); // leftovers of killed exports (dead pids)
   await checkOutDir(src, outDir, opts);
   const progress = opts.onProgress ?? (() => {});
   progress({ phase: 'read', done: 0, total: 1 });

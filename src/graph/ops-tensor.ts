@@ -14,6 +14,8 @@ const int = (value: number) => ({ type: 'int' as const, value });
  */
 export function Reshape(g: GraphBuilder, x: Value, target: Shape): Value {
   const name = g.nodeName('Reshape');
+  const bad = target.find((d) => typeof d === 'number' && !(Number.isSafeInteger(d) && d >= 0));
+  if (bad !== undefined) throw new ShapeError(name, x.name, 'a target of non-negative integer or symbolic dims', fmtShape(target));
   const spec: number[] = [];
   let inferred = 0;
   target.forEach((d, k) => {
@@ -72,6 +74,11 @@ const INT64_MAX = END;
 /** Slice with constant starts/ends along `axes` (step 1). Negative indices count from the end. */
 export function Slice(g: GraphBuilder, x: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[]): Value {
   const name = g.nodeName('Slice');
+  if (starts.length !== axes.length || ends.length !== axes.length) {
+    throw new ShapeError(name, x.name, `one start and one end per axis (${axes.length} axes)`, `${starts.length} starts, ${ends.length} ends`);
+  }
+  const seen = new Set(axes.map((ax) => normAxis(ax, x.rank, name, x.name)));
+  if (seen.size !== axes.length) throw new ShapeError(name, x.name, 'distinct axes', JSON.stringify(axes));
   const shape: Dim[] = [...x.shape];
   axes.forEach((ax, k) => {
     const a = normAxis(ax, x.rank, name, x.name);
@@ -99,6 +106,7 @@ export function SliceDyn(g: GraphBuilder, x: Value, starts: Value, ends: Value, 
 
 export function Concat(g: GraphBuilder, xs: readonly Value[], axis: number): Value {
   const name = g.nodeName('Concat');
+  if (xs.length === 0) throw new ShapeError(name, 'inputs', 'at least one input', 'none');
   const r = xs[0]!.rank;
   const a = normAxis(axis, r, name, xs[0]!.name);
   let along: Dim = 0;

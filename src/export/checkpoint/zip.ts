@@ -206,6 +206,9 @@ function parseCentralDirectory(cd: Uint8Array, count: number, path: string): Map
       if (!found) throw new CheckpointError(path, `zip: ${name} needs a zip64 extra field and has none`);
     }
     if (entries.has(name)) throw new CheckpointError(path, `zip: entry ${name} appears twice`);
+    if (method === METHOD_STORED && compressedSize !== uncompressedSize) {
+      throw new CheckpointError(path, `zip: stored entry ${name} claims ${uncompressedSize} bytes but holds ${compressedSize}`);
+    }
     entries.set(name, { name, method, flags, crc32: crc, compressedSize, uncompressedSize, localHeaderOffset });
     p = end;
   }
