@@ -48,6 +48,7 @@ export interface StreamResult {
   error?: string;
   /** Arrival time (performance.now()) of each token. */
   tokenTimes: number[];
+  tokenIds: number[];
   startedAt: number;
   finishReason?: string;
 }
@@ -56,13 +57,14 @@ export interface StreamResult {
 export async function streamCompletion(url: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<StreamResult> {
   const startedAt = performance.now();
   const tokenTimes: number[] = [];
+  const tokenIds: number[] = [];
   let res: Response;
   try {
     res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'bench', ...body, stream: true }), ...(signal ? { signal } : {}) });
   } catch (e) {
-    return { ok: false, status: 0, error: (e as Error).message, tokenTimes, startedAt };
+    return { ok: false, status: 0, error: (e as Error).message, tokenTimes, tokenIds, startedAt };
   }
-  if (res.status !== 200) return { ok: false, status: res.status, error: await res.text(), tokenTimes, startedAt };
+  if (res.status !== 200) return { ok: false, status: res.status, error: await res.text(), tokenTimes, tokenIds, startedAt };
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
   let buf = '';
@@ -82,18 +84,21 @@ export async function streamCompletion(url: string, body: Record<string, unknown
           break;
         }
         const chunk = JSON.parse(line) as { error?: { message: string }; choices?: { token_ids: number[]; finish_reason: string | null }[] };
-        if (chunk.error) return { ok: false, status: 200, error: chunk.error.message, tokenTimes, startedAt };
+        if (chunk.error) return { ok: false, status: 200, error: chunk.error.message, tokenTimes, tokenIds, startedAt };
         const c = chunk.choices?.[0];
         if (!c) continue;
         const t = performance.now();
-        for (let k = 0; k < c.token_ids.length; k++) tokenTimes.push(t);
+        for (const id of c.token_ids) {
+          tokenTimes.push(t);
+          tokenIds.push(id);
+        }
         if (c.finish_reason) finishReason = c.finish_reason;
       }
     }
   } catch (e) {
-    return { ok: false, status: 200, error: (e as Error).message, tokenTimes, startedAt };
+    return { ok: false, status: 200, error: (e as Error).message, tokenTimes, tokenIds, startedAt };
   }
-  return done ? { ok: true, status: 200, tokenTimes, startedAt, ...(finishReason ? { finishReason } : {}) } : { ok: false, status: 200, error: 'stream ended without [DONE]', tokenTimes, startedAt };
+  return done ? { ok: true, status: 200, tokenTimes, tokenIds, startedAt, ...(finishReason ? { finishReason } : {}) } : { ok: false, status: 200, error: 'stream ended without [DONE]', tokenTimes, tokenIds, startedAt };
 }
 
 /** Token ids of a synthetic prompt (k varies it), within `vocab`. */

@@ -25,6 +25,7 @@ interface ServeFlags {
   maxPromptTokens: number;
   maxTokens: number;
   prefillWindow: number;
+  stepPrefill: number;
   cacheMb: number;
   bodyLimitKb: number;
   requestTimeout: number;
@@ -50,6 +51,7 @@ export function registerServe(program: Command, io: CliIO): void {
     .option('--max-prompt-tokens <n>', 'longest prompt accepted', intFlag(1), 8192)
     .option('--max-tokens <n>', 'largest max_tokens accepted', intFlag(1), 4096)
     .option('--prefill-window <n>', 'prompt tokens per prefill call (long prompts are prefilled between decode steps)', intFlag(1), 256)
+    .option('--step-prefill <n>', 'prompt remainders of at most n tokens are fed through the decode batch instead of a prefill call (0 = never)', intFlag(0), 8)
     .option('--cache-mb <n>', 'prefix-state cache size in MiB (0 = off)', intFlag(0), 512)
     .option('--body-limit-kb <n>', 'largest request body in KiB', intFlag(1, 2 ** 21), 1024)
     .option('--request-timeout <s>', 'seconds to receive a whole request (slow clients get 408)', intFlag(1, 3600), 30)
@@ -75,6 +77,7 @@ export function registerServe(program: Command, io: CliIO): void {
           maxTokens: flags.maxTokens,
           defaultMaxTokens: Math.min(16, flags.maxTokens),
           prefillWindow: flags.prefillWindow,
+          stepPrefillMax: flags.stepPrefill,
           cacheBytes: flags.cacheMb * 2 ** 20,
           bodyLimit: flags.bodyLimitKb * 1024,
           requestTimeoutMs: flags.requestTimeout * 1000,

@@ -11,17 +11,19 @@ let models: TinyModels;
 let model: Mamba2Model;
 let cold: RunningServer; // no prefix cache
 let cached: RunningServer;
+let chunkedOnly: RunningServer; // every prompt token through prefill calls (no stepped tails)
 
 beforeAll(async () => {
   models = await exportTinyModels();
   model = await loadModel(models.plain);
   cold = await serve(model, { cacheBytes: 0 });
   cached = await serve(model, { cacheBytes: 64 * 2 ** 20 });
-  await Promise.all([cold.ready, cached.ready]);
+  chunkedOnly = await serve(model, { cacheBytes: 0, stepPrefillMax: 0, prefillWindow: 64 }); // rows of equal length share prefill calls
+  await Promise.all([cold.ready, cached.ready, chunkedOnly.ready]);
 });
 
 afterAll(async () => {
-  await Promise.all([cold?.shutdown(), cached?.shutdown()]);
+  await Promise.all([cold?.shutdown(), cached?.shutdown(), chunkedOnly?.shutdown()]);
   await model?.release();
   models?.cleanup();
 });
@@ -42,20 +44,25 @@ async function complete(s: RunningServer, body: Body): Promise<{ ids: number[]; 
   return { ids: choice.token_ids, cached: usage.prompt_tokens_details.cached_tokens };
 }
 
-/** Prompt k: length 3…33 (so prefill windows of 8 are crossed at different points), ids spread over the vocab. */
-const prompt = (k: number): number[] => Array.from({ length: 3 + ((k * 7) % 31) }, (_, i) => (i * 31 + k * 17 + 1) % 256);
+/** Prompt k: length 3…31, each length twice (windows of 8 are crossed at different points; equal lengths can share a prefill call). */
+const prompt = (k: number): number[] => Array.from({ length: 3 + (k % 8) * 4 }, (_, i) => (i * 31 + k * 17 + 1) % 256);
 
 describe('continuous batching', () => {
-  it('16 concurrent greedy requests give the tokens each gives alone', async () => {
+  it.each([
+    ['prompt tails of ≤ 8 tokens fed through the decode batch', () => cold],
+    ['every prompt token through prefill calls', () => chunkedOnly],
+  ])('16 concurrent greedy requests give the tokens each gives alone (%s)', async (_what, server) => {
+    const s = server();
     const bodies: Body[] = Array.from({ length: 16 }, (_, k) => ({ prompt: prompt(k), max_tokens: 8 + ((k * 5) % 17) }));
     const alone: number[][] = [];
-    for (const b of bodies) alone.push((await complete(cold, b)).ids);
-    const together = await Promise.all(bodies.map((b) => complete(cold, b)));
+    for (const b of bodies) alone.push((await complete(s, b)).ids);
+    const stepsAlone = await metric(s.url, 'mamba2_decode_steps_total');
+    const together = await Promise.all(bodies.map((b) => complete(s, b)));
     together.forEach((t, k) => expect(t.ids, `request ${k}`).toEqual(alone[k]));
-    // They really shared decode steps: fewer steps than tokens.
-    const steps = await metric(cold.url, 'mamba2_decode_steps_total');
-    const tokens = await metric(cold.url, 'mamba2_generated_tokens_total');
-    expect(steps).toBeLessThan(tokens);
+    // They really shared decode steps: far fewer steps than when run one by one.
+    const stepsTogether = (await metric(s.url, 'mamba2_decode_steps_total')) - stepsAlone;
+    expect(stepsTogether).toBeLessThan(stepsAlone / 4);
+    if (s === chunkedOnly) expect(await metric(s.url, 'mamba2_prefill_calls_total')).toBeLessThan(2 * 16); // some calls were shared
   });
 
   it('seeded sampling is per request: the same tokens alone and among others', async () => {
@@ -69,7 +76,7 @@ describe('continuous batching', () => {
 
 describe('prefix-state cache', () => {
   it('a repeated prompt is a full hit and gives the cold tokens', async () => {
-    const p = prompt(5); // 3 + 35 % 31 = 7 tokens
+    const p = prompt(5);
     const ref = await complete(cold, { prompt: p, max_tokens: 10 });
     const first = await complete(cached, { prompt: p, max_tokens: 10 });
     const second = await complete(cached, { prompt: p, max_tokens: 10 });

@@ -10,18 +10,24 @@
  *                                  for all rows ([[last id] per row], states stacked), per-row
  *                                  sampling; finished or cancelled rows leave between steps
  *
+ * A prompt remainder of at most `stepPrefillMax` tokens (a short prompt, the tail after the last
+ * window, the rest after a cache hit) skips the prefill call: the sequence joins the decode batch
+ * at once and feeds one prompt token per step (a chunked call costs about as much as ~5 single
+ * steps whatever its length below the chunk size, a row in the batch much less).
+ *
  * Each loop turn runs at most one prefill call and one decode step, so a long prompt delays the
- * running streams by one window at a time. Prefill windows start at multiples of W, so a cache hit
- * at a window boundary (or on the whole prompt) replays exactly the calls of a cold run: results
- * with and without a hit are bit-identical. Rows of one batch never mix (the model is row-wise),
- * so a request gives the same tokens alone or among others.
+ * running streams by one window at a time. Which path a prompt position takes depends only on the
+ * position and the prompt length (windows start at multiples of W), so a cache hit at a window
+ * boundary (or on the whole prompt) replays exactly the calls of a cold run: results with and
+ * without a hit are bit-identical. Rows of one batch never mix (the model is row-wise), so a
+ * request gives the same tokens alone or among others.
  */
 import { describe } from '../runtime/backend.js';
 import type { Mamba2Model } from '../runtime/model.js';
 import { DecodeBatch, hostState, sliceRow, stackRows, stateArrays, zeroRows } from './decode-batch.js';
 import { QueueFullError, unavailable } from './errors.js';
 import { RateWindow, type EngineStats, type Outcome } from './metrics.js';
-import { PrefixCache } from './prefix-cache.js';
+import { PrefixCache, type StateRow } from './prefix-cache.js';
 import { Sequence, type SequenceSink, type SequenceSpec } from './sequence.js';
 
 export interface EngineOptions {
@@ -29,6 +35,8 @@ export interface EngineOptions {
   maxQueue: number;
   prefillWindow: number;
   cacheBytes: number;
+  /** Prompt remainders of at most this many tokens are fed through the decode batch (default 8; 0 = never). */
+  stepPrefillMax?: number;
   /** Keep the state at the end of each generation (prompt + output) for follow-up prompts. */
   cacheGenerations?: boolean;
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -206,9 +214,29 @@ export class Engine {
           continue;
         }
       }
-      seq.phase = 'prefill';
-      this.prefilling.push(seq);
+      if (this.stepsRest(seq)) this.join(seq);
+      else {
+        seq.phase = 'prefill';
+        this.prefilling.push(seq);
+      }
     }
+  }
+
+  /** Is the rest of the prompt short enough to feed through the decode batch? */
+  private stepsRest(seq: Sequence): boolean {
+    return seq.promptLength - seq.pos <= (this.opts.stepPrefillMax ?? 8);
+  }
+
+  /** Join the decode batch at the next step (with the prompt done, or its rest to feed). */
+  private join(seq: Sequence): void {
+    seq.rows ??= zeroRows(this.model.specs);
+    seq.phase = 'ready';
+    this.ready.push(seq);
+  }
+
+  /** Keep the state after `prefix` unless it is cached already. */
+  private remember(prefix: readonly number[], rows: () => StateRow[], logits: Float32Array): void {
+    if (this.cache.enabled && !this.cache.has(prefix)) this.cache.insert(prefix, rows(), logits.slice());
   }
 
   /** Tokens in the sequence's next prefill window (windows end at multiples of W or at the prompt's end). */
@@ -217,10 +245,16 @@ export class Engine {
     return Math.min(seq.promptLength, (Math.floor(seq.pos / W) + 1) * W) - seq.pos;
   }
 
-  /** One prefill call: the oldest sequence's next window, with every other sequence whose window has that length (within W tokens in all). */
+  /**
+   * One prefill call: the oldest sequence's next window, with other sequences whose window has the
+   * same length while the call stays within one window's cost (the chunked path pads each row to
+   * the chunk size Q, so rows × roundUp(n, Q) ≤ roundUp(W, Q)).
+   */
   private async prefillStep(): Promise<void> {
     const n = this.windowLength(this.prefilling[0]!);
-    const rowsBudget = Math.max(1, Math.floor(this.opts.prefillWindow / n));
+    const Q = this.model.config.chunkSize;
+    const roundUp = (x: number): number => Math.ceil(x / Q) * Q;
+    const rowsBudget = Math.max(1, Math.floor(roundUp(this.opts.prefillWindow) / roundUp(n)));
     const group = this.prefilling.filter((s) => this.windowLength(s) === n).slice(0, rowsBudget);
     const specs = this.model.specs;
     const rows = group.map((s) => s.rows ?? zeroRows(specs));
@@ -237,11 +271,15 @@ export class Engine {
       const logits = f.logits.at(r, -1).slice();
       const prefix = seq.spec.promptIds.slice(0, seq.pos);
       const boundary = seq.pos % this.opts.prefillWindow === 0 || seq.pos === seq.promptLength;
-      if (boundary && this.cache.enabled && !this.cache.has(prefix)) this.cache.insert(prefix, seq.rows, logits);
-      if (seq.cancelled) return; // reaped below
+      const rows = seq.rows;
+      if (boundary) this.remember(prefix, () => rows.slice(), logits);
+      if (seq.cancelled) return; // reaped next turn
       if (seq.pos === seq.promptLength) {
         this.prefilling.splice(this.prefilling.indexOf(seq), 1);
         this.promptDone(seq, logits);
+      } else if (this.stepsRest(seq)) {
+        this.prefilling.splice(this.prefilling.indexOf(seq), 1);
+        this.join(seq);
       }
     });
   }
@@ -255,13 +293,17 @@ export class Engine {
       this.retire('ok');
       return;
     }
-    seq.phase = 'ready';
-    this.ready.push(seq);
+    this.join(seq);
   }
 
   /** One decode step for every row of the batch; new sequences join first. */
   private async decodeStep(): Promise<void> {
-    const joiners = this.ready.splice(0).filter((s) => !s.cancelled);
+    const joiners = this.ready.splice(0).filter((s) => {
+      if (!s.cancelled) return true;
+      s.phase = 'done';
+      this.retire('cancelled');
+      return false;
+    });
     this.batch.add(joiners.map((seq) => ({ seq, rows: seq.rows! })));
     for (const seq of joiners) {
       seq.phase = 'decode';
@@ -275,7 +317,7 @@ export class Engine {
     }
     const members = this.batch.members();
     const ids: number[][] = Array.from({ length: this.batch.size }, () => [0]);
-    for (const { seq, row } of members) ids[row]![0] = seq.lastToken;
+    for (const { seq, row } of members) ids[row]![0] = seq.pos < seq.promptLength ? seq.spec.promptIds[seq.pos]! : seq.lastToken;
     const f = await this.model.forward(ids, this.batch.state(this.model.backend));
     this.batch.adopt(f.state);
     this.counts.decodeSteps++;
@@ -283,13 +325,17 @@ export class Engine {
     let produced = 0;
     for (const { seq, row } of members) {
       if (seq.cancelled) continue;
-      produced++;
       const logits = f.logits.at(row, -1);
-      if (!seq.sample(logits)) continue;
-      const prefix = [...seq.spec.promptIds, ...seq.out.slice(0, -1)];
-      if (this.opts.cacheGenerations !== false && this.cache.enabled && !this.cache.has(prefix)) {
-        this.cache.insert(prefix, this.batch.rowsOf(seq), logits.slice());
+      if (seq.pos < seq.promptLength) {
+        // feeding the prompt: its logits matter only after the last prompt token
+        seq.pos++;
+        this.counts.prefillTokens++;
+        if (seq.pos < seq.promptLength) continue;
+        this.remember(seq.spec.promptIds, () => this.batch.rowsOf(seq), logits);
       }
+      produced++;
+      if (!seq.sample(logits)) continue;
+      if (this.opts.cacheGenerations !== false) this.remember([...seq.spec.promptIds, ...seq.out.slice(0, -1)], () => this.batch.rowsOf(seq), logits);
       this.batch.remove(seq);
       seq.complete();
       this.retire('ok');

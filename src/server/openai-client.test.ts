@@ -51,7 +51,7 @@ describe('openai client, token-id model', () => {
   });
 
   it('streams chunks that add up to the JSON answer, ending with usage', async () => {
-    const body = { model: 'tiny-ids', prompt: [9, 10, 11], max_tokens: 7, temperature: 0.7, seed: 42 } as const;
+    const body = { model: 'tiny-ids', prompt: [9, 10, 11], max_tokens: 7, temperature: 0.7, seed: 42 };
     const whole = await client(ids).completions.create(body);
     const stream = await client(ids).completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
     const got: number[] = [];
@@ -97,8 +97,7 @@ describe('openai client, model with a tokenizer and an API key', () => {
     const c = client(txt, KEY);
     const base = await c.completions.create({ model: 'tiny-text', prompt: 'hello', max_tokens: 24, temperature: 0 });
     const full = base.choices[0]!.text;
-    const visible = [...full].filter((ch) => ch !== '\uFFFD');
-    if (visible.length < 3 || base.choices[0]!.finish_reason !== 'length') return; // too short to pick a stop string from
+    expect(base.choices[0]!.finish_reason).toBe('length'); // long enough to pick a stop string from
     const stop = full.slice(Math.floor(full.length / 2), Math.floor(full.length / 2) + 1);
     const r = await c.completions.create({ model: 'tiny-text', prompt: 'hello', max_tokens: 24, temperature: 0, stop: [stop] });
     expect(r.choices[0]!.finish_reason).toBe('stop');

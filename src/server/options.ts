@@ -24,6 +24,8 @@ export interface ServeOptions {
   defaultMaxTokens: number;
   /** Prompt tokens per prefill call: longer prompts are prefilled in windows, between decode steps. */
   prefillWindow: number;
+  /** Prompt remainders of at most this many tokens skip the prefill call and are fed through the decode batch (0 = never). */
+  stepPrefillMax: number;
   /** Prefix-state cache size in bytes (0 turns it off). */
   cacheBytes: number;
   /** Largest request body in bytes (413 beyond it). */
@@ -47,6 +49,7 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   maxTokens: 4096,
   defaultMaxTokens: 16,
   prefillWindow: 256,
+  stepPrefillMax: 8,
   cacheBytes: 512 * 2 ** 20,
   bodyLimit: 2 ** 20,
   requestTimeoutMs: 30_000,
@@ -54,7 +57,7 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   log: () => {},
 });
 
-type IntKey = 'port' | 'maxBatch' | 'maxQueue' | 'maxPromptTokens' | 'maxTokens' | 'defaultMaxTokens' | 'prefillWindow' | 'cacheBytes' | 'bodyLimit' | 'requestTimeoutMs' | 'shutdownGraceMs';
+type IntKey = 'port' | 'maxBatch' | 'maxQueue' | 'maxPromptTokens' | 'maxTokens' | 'defaultMaxTokens' | 'prefillWindow' | 'stepPrefillMax' | 'cacheBytes' | 'bodyLimit' | 'requestTimeoutMs' | 'shutdownGraceMs';
 
 const INT_RANGES: Record<IntKey, [number, number]> = {
   port: [0, 65535],
@@ -64,6 +67,7 @@ const INT_RANGES: Record<IntKey, [number, number]> = {
   maxTokens: [1, 10_000_000],
   defaultMaxTokens: [1, 10_000_000],
   prefillWindow: [1, 1_000_000],
+  stepPrefillMax: [0, 1_000_000],
   cacheBytes: [0, Number.MAX_SAFE_INTEGER],
   bodyLimit: [1024, 2 ** 31],
   requestTimeoutMs: [1, 3_600_000],
