@@ -48,6 +48,8 @@ export interface ExportOptions {
   chunkSize?: number;
   /** 'last': the graph returns logits of the last position only ([batch, 1, V]). Default 'all'. */
   logits?: 'all' | 'last';
+  /** Which paths the graph holds (lm.ts BuildOptions.paths); default 'both' (If on sequence == 1). */
+  paths?: 'both' | 'step' | 'sequence';
   ssd?: SsdForm;
   /**
    * Storage of embedding, in_proj, out_proj and lm_head (default 'fp32'): 'fp16' (matmuls in fp16),
@@ -142,7 +144,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
     const check = checkWeights(config, store, source);
     if (check.unexpected.length > 0) opts.onWarning?.(`ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`);
     progress({ phase: 'build', done: 0, total: 1 });
-    const ir = buildMamba2Model(config, store, { ssd, logits: opts.logits, chunkSize: opts.chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
+    const ir = buildMamba2Model(config, store, { ssd, logits: opts.logits, paths: opts.paths, chunkSize: opts.chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
     const used: Mamba2Config = opts.chunkSize ? { ...config, chunkSize: opts.chunkSize } : config;
     await mkdir(tmp, { recursive: true });
     const saved = await saveModel(ir, tmp, {
@@ -164,10 +166,10 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
       formatVersion: 1,
       source,
       config: used,
-      io: ioTable(used, { lastLogits: opts.logits === 'last' }),
+      io: ioTable(used, { lastLogits: opts.logits === 'last', stepOnly: opts.paths === 'step' }),
       ssdForm: ssd,
       weightDType: plan.dtype,
-      singleStep: 'if',
+      singleStep: opts.paths === 'step' ? 'only' : opts.paths === 'sequence' ? 'none' : 'if',
       files: { model: MODEL_FILE, data: files.includes(DATA_FILE) ? DATA_FILE : undefined, tokenizer },
       opsets: ir.opsetImports,
       exporterVersion: EXPORTER_VERSION,

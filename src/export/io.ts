@@ -53,13 +53,16 @@ export interface IOOptions {
   stateDtype?: DType;
   /** Logits of the last position only: shape [batch, 1, V] (export --logits last). */
   lastLogits?: boolean;
+  /** A single-step-only graph: input_ids [batch, 1] (export --paths step). */
+  stepOnly?: boolean;
 }
 
 /** The I/O table of a Mamba-2 model. */
 export function ioTable(c: Mamba2Config, opts: IOOptions = {}): IOTable {
   const stateDtype = opts.stateDtype ?? 'float32';
-  const inputs: IOEntry[] = [{ name: IO_NAMES.inputIds, dtype: 'int64', shape: [BATCH, SEQUENCE], role: 'input_ids' }];
-  const outputs: IOEntry[] = [{ name: IO_NAMES.logits, dtype: 'float32', shape: [BATCH, opts.lastLogits ? 1 : SEQUENCE, c.vocabSize], role: 'logits' }];
+  const seq = opts.stepOnly ? 1 : SEQUENCE;
+  const inputs: IOEntry[] = [{ name: IO_NAMES.inputIds, dtype: 'int64', shape: [BATCH, seq], role: 'input_ids' }];
+  const outputs: IOEntry[] = [{ name: IO_NAMES.logits, dtype: 'float32', shape: [BATCH, opts.lastLogits ? 1 : seq, c.vocabSize], role: 'logits' }];
   for (let i = 0; i < c.nLayer; i++) {
     inputs.push({ name: IO_NAMES.pastConv(i), dtype: stateDtype, shape: convStateShape(c), role: 'conv_state', layer: i });
     inputs.push({ name: IO_NAMES.pastSsm(i), dtype: 'float32', shape: ssmStateShape(c), role: 'ssm_state', layer: i });

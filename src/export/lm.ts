@@ -27,6 +27,12 @@ export interface BuildOptions {
   chunkSize?: number;
   /** 'last': logits only for the last position ([B,1,V]); saves the head's work and copies in prefill. */
   logits?: 'all' | 'last';
+  /**
+   * 'both' (default): an If on sequence == 1 picks the single-step or the sequence path.
+   * 'step': only the single-step graph (input_ids [batch, 1]); 'sequence': only the sequence path
+   * (also for one token). The last two exist to measure what the If costs and buys (bench/).
+   */
+  paths?: 'both' | 'step' | 'sequence';
   /** How the sequence path computes conv + SSD (default 'chunked'). */
   ssd?: SsdForm;
   /** Storage of the projection and embedding weights (default fp32; weights.ts). */
@@ -70,7 +76,7 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   const opsets = { ...form.opsets, ...(quantized ? { [MS_DOMAIN]: 1 } : {}) };
   const m = new ModelBuilder({ name: 'mamba2', opsets, producerVersion: opts.producerVersion, docString: opts.docString });
   const g = m.graph;
-  const io = ioTable(c, { lastLogits: opts.logits === 'last' });
+  const io = ioTable(c, { lastLogits: opts.logits === 'last', stepOnly: opts.paths === 'step' });
   const ids = g.input(IO_NAMES.inputIds, 'int64', io.inputs[0]!.shape); // [B,L]
   const past: LayerState[] = [];
   for (let i = 0; i < c.nLayer; i++) {
@@ -80,15 +86,16 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   const w = declareWeights(g, c, store, plan);
   const h = embed(g, w.embedding, ids); // [B,L,D] float32
   const bl = op.Shape(g, ids); // [2] = [B,L]
-  const isStep = op.Squeeze(g, op.Equal(g, op.Slice(g, bl, [1], [2], [0]), g.constant('int64', [1], [1])), [0]); // bool
+  const isStep = () => op.Squeeze(g, op.Equal(g, op.Slice(g, bl, [1], [2], [0]), g.constant('int64', [1], [1])), [0]); // bool
   const shapes = io.outputs.map((o) => o.shape);
+  const paths = opts.paths ?? 'both';
   const step = (sg: GraphBuilder) => {
     const outs = layersAndHead(new Ctx(sg, c), w, op.Squeeze(sg, h, [1]), past, mamba2MixerStep); // [B,D]
     return [op.Unsqueeze(sg, outs[0]!, [1]), ...outs.slice(1)]; // logits [B,1,V]
   };
   const seqMixer: Mixer = (ctx, lw, u, s) => mamba2Mixer(ctx, lw, u, s, form);
   const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl), w, h, past, seqMixer, opts.logits === 'last');
-  const results = op.If(g, isStep, shapes, step, sequence);
+  const results = paths === 'both' ? op.If(g, isStep(), shapes, step, sequence) : paths === 'step' ? step(g) : sequence(g);
   io.outputs.forEach((o, k) => g.output(results[k]!, o.name, o.shape));
   m.metadata['mamba2_onnx.config'] = JSON.stringify(c);
   return m.finish();

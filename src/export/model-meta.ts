@@ -35,8 +35,12 @@ export interface ModelMeta {
   weightDType: WeightDType;
   /** Present for int8/int4 exports. */
   quantization?: QuantizationMeta;
-  /** How one-token decoding avoids the chunked path: an If on sequence == 1 inside model.onnx. */
-  singleStep: 'if';
+  /**
+   * How one-token decoding avoids the chunked path: 'if' = an If on sequence == 1 inside
+   * model.onnx (the default); 'only' = the graph is the single step alone (input_ids [batch, 1]);
+   * 'none' = the sequence path serves one token too (both for measurements: export --paths).
+   */
+  singleStep: 'if' | 'only' | 'none';
   files: { model: string; data?: string; tokenizer?: string[] };
   opsets: Record<string, number>;
   exporterVersion: string;

@@ -147,21 +147,25 @@ export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
   });
 }
 
-/** One token (spec §3.2 steps 4–6): h' = h·exp(dt·A) + (dt·x) ⊗ B;  y = h'·C. */
+/**
+ * One token (spec §3.2 steps 4–6): h' = h·exp(dt·A) + (dt·x) ⊗ B;  y = h'·C. The state keeps its
+ * I/O layout [B,H,P,N] (no reshape of the big tensor); B and C go to heads by broadcasting (G = 1)
+ * or by expanding the small [B,G,N] tensors (G > 1).
+ */
 export function ssdStep(ctx: Ctx, inp: { x: Value /* [B,H,P] */; dt: Value /* [B,H] */; A: Value; Bm: Value /* [B,G,N] */; Cm: Value /* [B,G,N] */; h0: Value /* [B,H,P,N] */ }): SsdOut {
   const { g, c } = ctx;
-  const [H, P, N, G] = [c.nHeads, c.headDim, c.dState, c.nGroups];
+  const [H, N, G] = [c.nHeads, c.dState, c.nGroups];
   const R = H / G;
+  /** [B,G,N] → [B,H or 1,N]: head h reads group h / R (repeat_interleave, spec §6.1). */
+  const toHeads = (v: Value): Value => (G === 1 ? v : op.Reshape(g, op.Expand(g, op.Unsqueeze(g, v, [2]), [B, G, R, N]), [B, H, N]));
   return g.scope('ssd', () => {
-    const dA = op.Exp(g, op.Mul(g, inp.dt, inp.A)); // [B,H]
-    const h = op.Reshape(g, inp.h0, [B, G, R, P, N]); // [B,G,R,P,N]
-    const decay = op.Reshape(g, dA, [B, G, R, 1, 1]); // [B,G,R,1,1]
-    const X = op.Reshape(g, op.Mul(g, inp.x, op.Unsqueeze(g, inp.dt, [-1])), [B, G, R, P, 1]); // [B,G,R,P,1]
-    const Bg = op.Reshape(g, inp.Bm, [B, G, 1, 1, N]); // [B,G,1,1,N]
-    const h1 = op.Add(g, op.Mul(g, h, decay), op.Mul(g, X, Bg)); // [B,G,R,P,N]
-    const Cg = op.Reshape(g, inp.Cm, [B, G, 1, N, 1]); // [B,G,1,N,1]
-    const y = op.Reshape(g, op.MatMul(g, h1, Cg), [B, H, P]); // [B,H,P]
-    return { y, hT: op.Reshape(g, h1, [B, H, P, N]) }; // [B,H,P,N]
+    const dA = op.Unsqueeze(g, op.Exp(g, op.Mul(g, inp.dt, inp.A)), [2, 3]); // [B,H,1,1]
+    const X = op.Unsqueeze(g, op.Mul(g, inp.x, op.Unsqueeze(g, inp.dt, [-1])), [3]); // [B,H,P,1]
+    const Bh = op.Unsqueeze(g, toHeads(inp.Bm), [2]); // [B,H|1,1,N]
+    const h1 = op.Add(g, op.Mul(g, inp.h0, dA), op.Mul(g, X, Bh)); // [B,H,P,N]
+    const Ch = op.Unsqueeze(g, toHeads(inp.Cm), [3]); // [B,H|1,N,1]
+    const y = op.Squeeze(g, op.MatMul(g, h1, Ch), [3]); // [B,H,P]
+    return { y, hT: h1 }; // hT [B,H,P,N]
   });
 }
 

@@ -176,6 +176,12 @@ export class GraphBuilder implements ValueOwner {
     if (expected) checkShape(v.shape, expected, `graph output '${name ?? v.name}'`, v.name);
     let out = v;
     const rename = name !== undefined && name !== v.name;
+    // a node output of this graph that is not yet an output takes the output's name (no Identity copy)
+    if (rename && v.kind === 'node' && v.owner === this && !this.outputs.some((o) => o.name === v.name)) {
+      this.renameValue(v, this.model.reserve(name, 'graph output'));
+      this.outputs.push({ name: v.name, dtype: v.dtype, shape: expected ?? v.shape });
+      return v;
+    }
     // subgraph outputs must be computed inside the subgraph: pass outer values through an Identity
     if (rename || (this.mode !== 'graph' && v.owner !== this)) {
       const id = rename ? this.model.reserve(name, 'graph output') : this.model.unique(`${v.name}_out`);
@@ -241,6 +247,20 @@ export class GraphBuilder implements ValueOwner {
       nodes: this.nodes,
       valueInfo: this.infos.map((v) => ({ name: v.name, dtype: v.dtype, shape: v.shape })),
     };
+  }
+
+  /** Renames `v` everywhere it appears: its producer, this graph's nodes and their subgraphs. */
+  private renameValue(v: Value, to: string): void {
+    const from = v.name;
+    const visit = (nodes: NodeIR[]): void => {
+      for (const n of nodes) {
+        n.inputs = n.inputs.map((x) => (x === from ? to : x));
+        n.outputs = n.outputs.map((x) => (x === from ? to : x));
+        for (const a of Object.values(n.attributes)) if (a.type === 'graph') visit(a.value.nodes);
+      }
+    };
+    visit(this.nodes);
+    v.name = to;
   }
 
   private root(): GraphBuilder {

@@ -16,7 +16,8 @@ export interface ValueOwner {
 export class Value {
   constructor(
     readonly owner: ValueOwner,
-    readonly name: string,
+    /** Changes only through GraphBuilder.output, which renames a node output to a graph output name. */
+    public name: string,
     readonly dtype: DType,
     readonly shape: Shape,
     readonly kind: ValueKind,
