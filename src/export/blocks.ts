@@ -15,6 +15,15 @@ import type { NBits } from './quantize.js';
 export const B = 'batch';
 export const L = 'sequence';
 
+export interface Tuning {
+  /**
+   * How the intra-chunk segment sums are formed: 'stable' (default; spec §2.1: cumulative sums of
+   * masked copies, exact to rounding) or 'diff' (Acs_i − Acs_j: no Q×Q CumSum, but the difference of
+   * two sums of up to Q log-decays loses ≈ |Acs|·2⁻²³ in the exponent).
+   */
+  segsum?: 'stable' | 'diff';
+}
+
 /** What graph code needs besides the builder: the config and, for [B,L,·] tensors, [B,L] as a tensor. */
 export class Ctx {
   private readonly tails = new Map<number, Value>();
@@ -23,6 +32,8 @@ export class Ctx {
     readonly c: Mamba2Config,
     /** int64 [2] = [B, L] of this call (absent in the single-step graph, where tensors are [B,·]). */
     readonly bl?: Value,
+    /** Graph-construction choices that do not change the math (export flags; bench/ measures them). */
+    readonly tuning: Tuning = {},
   ) {}
 
   /** int64 [3] = [B, L, n], to reshape a Gemm result back to [B,L,n]. */

@@ -19,6 +19,7 @@ import { loadConfig } from './config.js';
 import type { Mamba2Config } from './config-types.js';
 import { ioTable } from './io.js';
 import { buildMamba2Model } from './lm.js';
+import type { Tuning } from './blocks.js';
 import { cleanStaleTemps } from './stale-temp.js';
 import { sequenceForm } from './forms.js';
 import { DATA_FILE, META_FILE, MODEL_FILE, type ModelMeta, type SsdForm, type WeightDType } from './model-meta.js';
@@ -48,6 +49,8 @@ export interface ExportOptions {
   chunkSize?: number;
   /** 'last': the graph returns logits of the last position only ([batch, 1, V]). Default 'all'. */
   logits?: 'all' | 'last';
+  /** Graph-construction choices that keep the math, e.g. { segsum: 'diff' } (blocks.ts Tuning). */
+  tuning?: Tuning;
   /** Which paths the graph holds (lm.ts BuildOptions.paths); default 'both' (If on sequence == 1). */
   paths?: 'both' | 'step' | 'sequence';
   ssd?: SsdForm;
@@ -144,7 +147,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
     const check = checkWeights(config, store, source);
     if (check.unexpected.length > 0) opts.onWarning?.(`ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`);
     progress({ phase: 'build', done: 0, total: 1 });
-    const ir = buildMamba2Model(config, store, { ssd, logits: opts.logits, paths: opts.paths, chunkSize: opts.chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
+    const ir = buildMamba2Model(config, store, { ssd, logits: opts.logits, paths: opts.paths, tuning: opts.tuning, chunkSize: opts.chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
     const used: Mamba2Config = opts.chunkSize ? { ...config, chunkSize: opts.chunkSize } : config;
     await mkdir(tmp, { recursive: true });
     const saved = await saveModel(ir, tmp, {

@@ -12,7 +12,7 @@ import type { GraphBuilder } from '../graph/builder.js';
 import type { ModelIR } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
 import type { Value } from '../graph/value.js';
-import { B, Ctx, embed, L, linear, rmsNorm } from './blocks.js';
+import { B, Ctx, embed, L, linear, rmsNorm, type Tuning } from './blocks.js';
 import type { TensorStore } from './checkpoint/types.js';
 import type { Mamba2Config } from './config-types.js';
 import { IO_NAMES, ioTable } from './io.js';
@@ -33,6 +33,8 @@ export interface BuildOptions {
    * (also for one token). The last two exist to measure what the If costs and buys (bench/).
    */
   paths?: 'both' | 'step' | 'sequence';
+  /** Construction choices that keep the math (blocks.ts Tuning). */
+  tuning?: Tuning;
   /** How the sequence path computes conv + SSD (default 'chunked'). */
   ssd?: SsdForm;
   /** Storage of the projection and embedding weights (default fp32; weights.ts). */
@@ -94,7 +96,7 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
     return [op.Unsqueeze(sg, outs[0]!, [1]), ...outs.slice(1)]; // logits [B,1,V]
   };
   const seqMixer: Mixer = (ctx, lw, u, s) => mamba2Mixer(ctx, lw, u, s, form);
-  const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl), w, h, past, seqMixer, opts.logits === 'last');
+  const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl, opts.tuning), w, h, past, seqMixer, opts.logits === 'last');
   const results = paths === 'both' ? op.If(g, isStep(), shapes, step, sequence) : paths === 'step' ? step(g) : sequence(g);
   io.outputs.forEach((o, k) => g.output(results[k]!, o.name, o.shape));
   m.metadata['mamba2_onnx.config'] = JSON.stringify(c);

@@ -75,6 +75,16 @@ function segsumExp(g: GraphBuilder, s: Value, masks: { strict: Value; incl: Valu
   return op.Mul(g, op.Exp(g, S), masks.incl); // [...,T,T]
 }
 
+/**
+ * exp(segsum) from differences of the within-chunk cumulative sums: exp(min(Acs_i − Acs_j, 0))
+ * masked to i ≥ j. Acs is non-increasing, so the lower triangle is ≤ 0 already; the Min keeps the
+ * upper triangle from overflowing before the mask (inf·0 would be NaN).
+ */
+function segsumExpDiff(g: GraphBuilder, acs: Value, masks: { incl: Value }): Value {
+  const d = op.Sub(g, op.Unsqueeze(g, acs, [-1]), op.Unsqueeze(g, acs, [-2])); // [...,T,T]  Acs_i − Acs_j
+  return op.Mul(g, op.Exp(g, op.Min(g, d, g.constant('float32', [], [0]))), masks.incl); // [...,T,T]
+}
+
 export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
   const { g, c } = ctx;
   const [H, P, N, G, Q] = [c.nHeads, c.headDim, c.dState, c.nGroups, c.chunkSize];
@@ -100,7 +110,7 @@ export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
 
     // ---- 1. intra-chunk outputs (the diagonal blocks: masked attention within a chunk) ----
     const Yd = g.scope('diag', () => {
-      const Lmat = segsumExp(g, aT, triMasks(g, Q)); // [B,C,G,R,Q,Q]  decay from s to l
+      const Lmat = ctx.tuning.segsum === 'diff' ? segsumExpDiff(g, Acs, triMasks(g, Q)) : segsumExp(g, aT, triMasks(g, Q)); // [B,C,G,R,Q,Q]  decay from s to l
       const CB = op.Unsqueeze(g, op.MatMul(g, CmG, BmT), [3]); // [B,C,G,1,Q,Q]  C_l·B_s per group
       return op.MatMul(g, op.Mul(g, CB, Lmat), Xh); // [B,C,G,R,Q,P]
     });
