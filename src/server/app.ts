@@ -9,6 +9,8 @@
  *   POST /v1/chat/completions  400: no chat template (Mamba-2 base models have none)
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { handleCompletion } from './completions.js';
 import type { Engine } from './engine.js';
@@ -36,6 +38,24 @@ function engineOf(ctx: AppContext): Engine {
   return ctx.engine;
 }
 
+/**
+ * Errors Node raises before a request reaches fastify's routes (a request not received within the
+ * request timeout, headers over the size limit, malformed HTTP): the status with an error body in
+ * OpenAI's shape (fastify's default writes its own shape), then the connection is closed.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message, code]: [number, string, string] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'request timeout: the whole request was not received in time', 'request_timeout']
+    : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers too large', 'headers_too_large']
+    : [400, `malformed HTTP request (${err.code ?? 'parse error'})`, 'bad_request'];
+  const body = JSON.stringify(new ApiError(status, message, 'invalid_request_error', null, code).body());
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
+}
+
 export function createApp(ctx: AppContext): FastifyInstance {
   const o = ctx.opts;
   const app = Fastify({
@@ -46,6 +66,7 @@ export function createApp(ctx: AppContext): FastifyInstance {
     // Check request deadlines every second (Node's default is every 30 s).
     http: { connectionsCheckingInterval: Math.min(1000, o.requestTimeoutMs) },
     return503OnClosing: true,
+    clientErrorHandler,
   });
   app.removeContentTypeParser('text/plain'); // JSON only: anything else is a 415
   // Node's header deadline must not exceed the whole-request deadline (slow-loris).
