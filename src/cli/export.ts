@@ -40,7 +40,7 @@ export function registerExport(program: Command, io: CliIO): void {
     .description('export a Mamba-2 checkpoint (HF safetensors or mamba_ssm pytorch_model.bin), or a preset shape with random weights, to an ONNX model directory')
     .argument('[checkpoint-dir]', 'checkpoint directory (config.json + weights)')
     .option('-o, --out <dir>', 'model directory to write (model.onnx, model.onnx.data, mamba2-onnx.json, tokenizer files)')
-    .option('--chunk-size <Q>', "SSD chunk size Q (default: the checkpoint's)", intFlag(1, 4096))
+    .option('--chunk-size <Q>', "SSD chunk size Q (default: the checkpoint's, at most 128)", intFlag(1, 4096))
     .addOption(program.createOption('--ssd <form>', 'how the sequence path computes the SSD').choices(availableForms()).default('chunked'))
     .addOption(program.createOption('--dtype <type>', 'weight storage: fp16 matmuls, or int8/int4 weight-only MatMulNBits (SSD, state, norms stay fp32)').choices(['fp32', 'fp16', 'int8', 'int4']).default('fp32'))
     .option('--block-size <N>', 'int8/int4: quantization block size along K (power of two ≥ 16)', intFlag(16, 4096))

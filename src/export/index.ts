@@ -31,6 +31,12 @@ import { DEFAULT_BLOCK_SIZE, type WeightPlan } from './weights.js';
 
 export const EXPORTER_VERSION = '0.1.0';
 
+/**
+ * Default SSD chunk size: the checkpoint's Q, capped at 128. The math does not depend on Q (spec
+ * §2.7); Q = 128 was fastest at L = 2048 on CUDA and WebGPU and no slower on CPU (BENCHMARKS.md).
+ */
+export const DEFAULT_MAX_CHUNK = 128;
+
 /** Tokenizer files copied from a checkpoint directory when present. */
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
 
@@ -45,7 +51,7 @@ export interface ExportProgress {
 
 export interface ExportOptions {
   outDir: string;
-  /** Chunk size Q of the SSD (defaults to the config's). */
+  /** Chunk size Q of the SSD (default: the config's, capped at DEFAULT_MAX_CHUNK). */
   chunkSize?: number;
   /** 'last': the graph returns logits of the last position only ([batch, 1, V]). Default 'all'. */
   logits?: 'all' | 'last';
@@ -147,8 +153,9 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
     const check = checkWeights(config, store, source);
     if (check.unexpected.length > 0) opts.onWarning?.(`ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`);
     progress({ phase: 'build', done: 0, total: 1 });
-    const ir = buildMamba2Model(config, store, { ssd, logits: opts.logits, paths: opts.paths, tuning: opts.tuning, chunkSize: opts.chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
-    const used: Mamba2Config = opts.chunkSize ? { ...config, chunkSize: opts.chunkSize } : config;
+    const chunkSize = opts.chunkSize ?? Math.min(config.chunkSize, DEFAULT_MAX_CHUNK);
+    const ir = buildMamba2Model(config, store, { ssd, logits: opts.logits, paths: opts.paths, tuning: opts.tuning, chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
+    const used: Mamba2Config = { ...config, chunkSize };
     await mkdir(tmp, { recursive: true });
     const saved = await saveModel(ir, tmp, {
       externalData: opts.externalData ?? 'auto',
