@@ -1,16 +1,18 @@
 /**
- * End to end against HF transformers: export each fixture (both checkpoint formats), then
+ * End to end against HF transformers: export each fixture (every checkpoint format it has), then
  *  - logits of every case within 1e-4 (fp32),
  *  - final conv/ssm states within 1e-4 (the project's own fixtures record them),
  *  - a prefill split in two calls equals one call,
  *  - greedy decoding one token at a time through the state reproduces the reference ids.
- * The project's fixtures are in test/fixtures (made by test/reference/make_fixtures.py on the GPU
- * machine); ../shared/fixtures, when present, is an independent cross-check.
+ * The project's fixtures are in test/fixtures (made by test/reference/make_fixtures.py and, for the
+ * hybrids bamba-* and mamba2attn-*, make_hybrid_fixtures.py on the GPU machine); ../shared/fixtures,
+ * when present, is an independent cross-check. Hybrids carry KV caches in the states (past_key.i…).
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hybridOf } from '../src/export/hybrid-config.js';
 import { exportModel } from '../src/export/index.js';
 import { maxDiff } from './helpers/ort.js';
 import { argmax, Runner } from './helpers/model-runner.js';
@@ -19,6 +21,8 @@ interface Reference {
   cases: { input_ids: number[][]; logits: number[][][] }[];
   greedy: { input_ids: number[][]; output_ids: number[][]; eos_token_id: number; real_vocab_size?: number };
   final_states?: { case_index: number; conv_state: number[][][][]; ssm_state: number[][][][][] };
+  /** Hybrids made by make_hybrid_fixtures.py: the rotary HF used (2·len(inv_freq)) and its rope_parameters. */
+  rotary?: { rotary_dim: number; rope_parameters?: { rope_theta?: number } };
 }
 
 const OWN = resolve(import.meta.dirname, 'fixtures');
@@ -28,8 +32,7 @@ function fixtures(root: string): { name: string; dir: string; formats: string[] 
   if (!existsSync(root)) return [];
   return readdirSync(root)
     .filter((n) => existsSync(join(root, n, 'reference.json')))
-    .map((n) => ({ name: n, dir: join(root, n), formats: ['hf', 'mamba_ssm'].filter((f) => existsSync(join(root, n, f))) }))
-    .filter((f) => !JSON.parse(readFileSync(join(f.dir, 'hf', 'config.json'), 'utf8')).model_type?.startsWith('bamba'));
+    .map((n) => ({ name: n, dir: join(root, n), formats: ['hf', 'mamba_ssm'].filter((f) => existsSync(join(root, n, f))) }));
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'm2o-fx-'));
@@ -68,6 +71,12 @@ function suite(label: string, root: string): void {
           const ssm = got.states['past_ssm.0']!.data as Float32Array;
           expect(maxDiff(conv, fs.conv_state[0]!.flat(2)).max).toBeLessThanOrEqual(1e-4);
           expect(maxDiff(ssm, fs.ssm_state[0]!.flat(3)).max).toBeLessThanOrEqual(1e-4);
+        });
+
+        it.runIf(ref.rotary !== undefined)('reads the rotary width and base HF used', () => {
+          const a = hybridOf(run.meta.config)?.attention;
+          expect(a?.rotaryDim).toBe(ref.rotary!.rotary_dim);
+          if (ref.rotary!.rope_parameters?.rope_theta !== undefined) expect(a?.ropeTheta).toBe(ref.rotary!.rope_parameters.rope_theta);
         });
 
         it('a prefill split in two calls equals one call', async () => {

@@ -22,6 +22,8 @@ export interface Tuning {
    * two sums of up to Q log-decays loses ≈ |Acs|·2⁻²³ in the exponent).
    */
   segsum?: 'stable' | 'diff';
+  /** The prefill conv: one grouped 'conv' node (default) or K 'shifted' products (conv.ts). */
+  conv?: 'conv' | 'shifted';
 }
 
 /** What graph code needs besides the builder: the config and, for [B,L,·] tensors, [B,L] as a tensor. */

@@ -89,8 +89,8 @@ describe('hfConfigToMamba2', () => {
   });
 
   it('refuses other model types, naming hybrids and mamba_ssm configs', () => {
-    expectConfigError(() => hf({ model_type: 'mamba' }), '"model_type"', 'expected "mamba2"', 'got "mamba"');
-    expectConfigError(() => hf({ model_type: 'bamba' }), 'hybrid models are not supported yet');
+    expectConfigError(() => hf({ model_type: 'mamba' }), '"model_type"', 'expected "mamba2" or "bamba"', 'got "mamba"');
+    expectConfigError(() => hf({ model_type: 'zamba2' }), 'hybrid models are not supported yet');
     expectConfigError(() => hfConfigToMamba2({ d_model: 64, ssm_cfg: {} }, 's.json'), 'use format "mamba_ssm"');
     expectConfigError(() => hfConfigToMamba2([1], 'arr.json'), 'arr.json', 'expected a JSON object');
   });
@@ -123,11 +123,9 @@ describe('mambaSsmConfigToMamba2', () => {
       residualInFp32: false });
   });
 
-  it('refuses Mamba-1, hybrids, LayerNorm blocks', () => {
+  it('refuses Mamba-1, LayerNorm blocks (hybrids: hybrid-config.test.ts)', () => {
     expectConfigError(() => ssm({ ssm_cfg: {} }), '"ssm_cfg.layer"', 'got "Mamba1" (the default when absent)');
     expectConfigError(() => ssm({}, { layer: 'Mamba1' }), 'ssm.json', 'only Mamba-2');
-    expectConfigError(() => ssm({ attn_layer_idx: [3] }), '"attn_layer_idx"', 'hybrid models are not supported yet');
-    expectConfigError(() => ssm({ d_intermediate: 256 }), '"d_intermediate"', 'hybrid models are not supported yet');
     expectConfigError(() => ssm({ rms_norm: false }), '"rms_norm"', 'LayerNorm');
     expectConfigError(() => ssm({ model_type: 'mamba2' }), 'use format "hf"');
   });
@@ -205,12 +203,12 @@ describe(`fixture configs${skipNote}`, () => {
     expect(a.dtLimit).toEqual([0, Infinity]);
   });
 
-  it.skipIf(!HAVE_FIXTURES)('hf-small-g2 has the README sizes; bamba is refused as a hybrid', async () => {
+  it.skipIf(!HAVE_FIXTURES)('hf-small-g2 has the README sizes; bamba-tiny reads as a hybrid', async () => {
     const c = await loadConfig(join(FIXTURES, 'hf-small-g2', 'hf'), 'hf');
     expect(c).toMatchObject({ dModel: 64, nLayer: 4, nHeads: 8, headDim: 16, dState: 16, nGroups: 2, chunkSize: 16,
       vocabSize: 128, tieEmbeddings: true, eosTokenId: 2 });
-    const bamba = loadConfig(join(FIXTURES, 'bamba-tiny', 'hf'), 'hf');
-    await expect(bamba).rejects.toThrow('hybrid models are not supported yet');
+    const bamba = await loadConfig(join(FIXTURES, 'bamba-tiny', 'hf'), 'hf');
+    expect(bamba).toMatchObject({ dModel: 64, nLayer: 4, nHeads: 8, headDim: 16, hybrid: { family: 'bamba', layers: ['mamba2', 'attention', 'mamba2', 'mamba2'] } });
   });
 });
 

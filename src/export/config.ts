@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CheckpointFormat, Mamba2Config } from './config-types.js';
+import { bambaHybrid, type Fail, mambaSsmHybrid } from './hybrid-config.js';
 
 /** A config that cannot be used: `file` names the source, `key` the offending key. */
 export class ConfigError extends Error {
@@ -251,7 +252,11 @@ function pick(obj: JsonObject, map: KeyNames, prefix = ''): { raw: RawFields; na
   return { raw, names };
 }
 
-const HYBRID_MODEL_TYPES = new Set(['bamba', 'falcon_h1', 'zamba2', 'nemotron_h', 'granitemoehybrid', 'jamba']);
+const failIn = (file: string): Fail => (key, detail) => {
+  throw new ConfigError(file, key, detail);
+};
+
+const HYBRID_MODEL_TYPES = new Set(['falcon_h1', 'zamba2', 'nemotron_h', 'granitemoehybrid', 'jamba']);
 
 const HF_KEYS: KeyNames = {
   dModel: 'hidden_size', nLayer: 'num_hidden_layers', vocabSize: 'vocab_size', dState: 'state_size',
@@ -280,19 +285,50 @@ function checkActivation(obj: JsonObject, key: string, file: string, prefix = ''
 export function hfConfigToMamba2(rawJson: unknown, file: string): Mamba2Config {
   const obj = asObject(rawJson, file, '');
   const type = obj.model_type;
+  if (type === 'bamba') return bambaConfig(obj, file);
   if (type !== 'mamba2') {
     const hint = typeof type === 'string' && HYBRID_MODEL_TYPES.has(type)
       ? ': hybrid models are not supported yet'
       : type === undefined && ('ssm_cfg' in obj || 'd_model' in obj)
         ? ': this looks like a mamba_ssm config.json; use format "mamba_ssm"'
         : '';
-    throw new ConfigError(file, 'model_type', `expected "mamba2", got ${show(type)}${hint}`);
+    throw new ConfigError(file, 'model_type', `expected "mamba2" or "bamba", got ${show(type)}${hint}`);
   }
   checkActivation(obj, 'hidden_act', file);
   const { raw, names } = pick(obj, HF_KEYS);
   if (raw.nHeads === undefined) names.nHeads = 'num_heads (absent, so the HF default 128)';
   // norm_before_gate is ignored by HF (hard-coded False), spec §6.3; HF has no D_has_hdim / d_ssm.
   return finish({ ...HF_DEFAULTS, ...raw, format: 'hf' }, file, names);
+}
+
+const BAMBA_KEYS: KeyNames = {
+  dModel: 'hidden_size', nLayer: 'num_hidden_layers', vocabSize: 'vocab_size', dState: 'mamba_d_state', dConv: 'mamba_d_conv',
+  expand: 'mamba_expand', headDim: 'mamba_d_head', nHeads: 'mamba_n_heads', nGroups: 'mamba_n_groups',
+  chunkSize: 'mamba_chunk_size', dtLimit: 'time_step_limit', bias: 'mamba_proj_bias', convBias: 'mamba_conv_bias',
+  tieEmbeddings: 'tie_word_embeddings', normEps: 'rms_norm_eps', bosTokenId: 'bos_token_id', eosTokenId: 'eos_token_id',
+  padTokenId: 'pad_token_id',
+};
+
+/** transformers' `BambaConfig.__init__` defaults (Bamba-9B), applied to absent keys. */
+const BAMBA_DEFAULTS: RawFields = {
+  dModel: 4096, nLayer: 32, vocabSize: 128000, dState: 256, dConv: 4, expand: 2, nHeads: 128, nGroups: 1, chunkSize: 256,
+  dtLimit: [0, Infinity], bias: false, convBias: true, tieEmbeddings: false, normEps: 1e-5, bosTokenId: 1, eosTokenId: 2,
+  padTokenId: 0,
+};
+
+/** HF `BambaForCausalLM` config.json: the Mamba-2 layers' fields (`mamba_*`), then the hybrid part (hybrid-config.ts). */
+function bambaConfig(obj: JsonObject, file: string): Mamba2Config {
+  checkActivation(obj, 'hidden_act', file);
+  const { raw, names } = pick(obj, BAMBA_KEYS);
+  const r: RawFields = { ...BAMBA_DEFAULTS, ...raw, format: 'hf' };
+  if (r.headDim === undefined || r.headDim === 'auto') {
+    const [e, d, h] = [r.expand, r.dModel, r.nHeads];
+    if (typeof e === 'number' && typeof d === 'number' && typeof h === 'number' && !Number.isInteger((e * d) / h)) {
+      throw new ConfigError(file, 'mamba_n_heads', `expected a divisor of mamba_expand·hidden_size = ${e * d} (mamba_d_head "auto"), got ${h}`);
+    }
+    r.headDim = typeof e === 'number' && typeof d === 'number' && typeof h === 'number' ? (e * d) / h : undefined;
+  }
+  return bambaHybrid(obj, finish(r, file, names), failIn(file));
 }
 
 const SSM_KEYS: KeyNames = {
@@ -314,15 +350,6 @@ export function mambaSsmConfigToMamba2(rawJson: unknown, file: string): Mamba2Co
   if (typeof obj.model_type === 'string') {
     const got = show(obj.model_type);
     throw new ConfigError(file, 'model_type', `expected none in a mamba_ssm config.json, got ${got}: use format "hf"`);
-  }
-  const attn = obj.attn_layer_idx;
-  if (attn !== undefined && attn !== null && (!Array.isArray(attn) || attn.length > 0)) {
-    const detail = `expected [], got ${show(attn)}: hybrid models are not supported yet`;
-    throw new ConfigError(file, 'attn_layer_idx', detail);
-  }
-  const dMlp = obj.d_intermediate;
-  if (dMlp !== undefined && dMlp !== null && dMlp !== 0) {
-    throw new ConfigError(file, 'd_intermediate', `expected 0, got ${show(dMlp)}: hybrid models are not supported yet`);
   }
   if (obj.rms_norm !== undefined && obj.rms_norm !== true) {
     const detail = `expected true, got ${show(obj.rms_norm)}: LayerNorm blocks are not supported`;
@@ -352,7 +379,7 @@ export function mambaSsmConfigToMamba2(rawJson: unknown, file: string): Mamba2Co
     dModel: 2560, nLayer: 64, ...top.raw, ...inner.raw,
     vocabSize: padded, realVocabSize: vocab, format: 'mamba_ssm',
   };
-  return finish(raw, file, names);
+  return mambaSsmHybrid(obj, finish(raw, file, names), failIn(file)); // attn_layer_idx / d_intermediate, if any
 }
 
 /** Which parser a parsed config.json needs: HF configs carry `model_type`, mamba_ssm ones do not. */

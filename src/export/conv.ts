@@ -17,8 +17,9 @@ export interface ConvOut {
   state: Value;
 }
 
-/** Prefill / continuation over L ≥ 1 tokens. */
+/** Prefill / continuation over L ≥ 1 tokens (a Conv node, or K shifted products: Ctx.tuning.conv). */
 export function causalConv(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
+  if (ctx.tuning.conv === 'shifted') return causalConvShifted(ctx, xbc, past, w, b);
   const { g, c } = ctx;
   const K = c.dConv;
   return g.scope('conv1d', () => {
@@ -28,6 +29,29 @@ export function causalConv(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /*
     const y = op.Transpose(g, silu(g, conv), [0, 2, 1]); // [B,L,Cdim]
     const state = op.Slice(g, win, [-(K - 1)], [END], [2]); // [B,Cdim,K-1]
     return { y, state };
+  });
+}
+
+/**
+ * The same conv as K shifted products in the [B,L,Cdim] layout: y = Σ_k w[:,k] ⊙ win[k : k+L].
+ * No Conv node (cuDNN's grouped 1-D conv was the slowest op of a CUDA prefill) and no transposes
+ * of the sequence; only the small state is transposed.
+ */
+export function causalConvShifted(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
+  const { g, c } = ctx;
+  const K = c.dConv;
+  return g.scope('conv1d', () => {
+    const win = op.Concat(g, [op.Transpose(g, past, [0, 2, 1]), xbc], 1); // [B,L+K-1,Cdim]
+    const wT = op.Transpose(g, op.Reshape(g, w, [c.convDim, K]), [1, 0]); // [K,Cdim]
+    let y: Value | undefined;
+    for (let k = 0; k < K; k++) {
+      const xk = op.Slice(g, win, [k], [k === K - 1 ? END : k - (K - 1)], [1]); // [B,L,Cdim]  inputs at t−(K−1)+k
+      const term = op.Mul(g, xk, op.Slice(g, wT, [k], [k + 1], [0])); // [B,L,Cdim]
+      y = y ? op.Add(g, y, term) : term;
+    }
+    if (b) y = op.Add(g, y!, b); // [B,L,Cdim]
+    const state = op.Transpose(g, op.Slice(g, win, [-(K - 1)], [END], [1]), [0, 2, 1]); // [B,Cdim,K-1]
+    return { y: silu(g, y!), state };
   });
 }
 

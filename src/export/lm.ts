@@ -21,6 +21,8 @@ import { declareWeights, FP32_PLAN, type LayerWeights, type ModelWeights, type W
 import { sequenceForm } from './forms.js';
 import type { SsdForm } from './model-meta.js';
 import { MS_DOMAIN } from '../graph/opset.js';
+import { hybridOf } from './hybrid-config.js';
+import { buildHybridModel } from './hybrid-lm.js';
 
 export interface BuildOptions {
   /** Overrides the config's chunk size Q (the math does not depend on it). */
@@ -71,6 +73,7 @@ function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[
 }
 
 export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: BuildOptions = {}): ModelIR {
+  if (hybridOf(c0)) return buildHybridModel(c0, store, opts); // Mamba-2 + attention layers / MLPs: hybrid-lm.ts
   const c: Mamba2Config = opts.chunkSize ? { ...c0, chunkSize: opts.chunkSize } : c0;
   const form = sequenceForm(opts.ssd ?? 'chunked');
   const plan = opts.weights ?? FP32_PLAN;

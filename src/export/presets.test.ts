@@ -12,6 +12,7 @@ const SPEC5: Record<string, [number, number, number, number, number, number, num
   'mamba2-780m': [1536, 48, 50288, 48, 6448, 3328, 1, true],
   'mamba2-1.3b': [2048, 48, 50288, 64, 8512, 4352, 1, true],
   'mamba2-2.7b': [2560, 64, 50288, 80, 10576, 5376, 1, true],
+  'mamba2attn-2.7b': [2560, 64, 50288, 80, 10576, 5376, 1, true], // + MHA layers (hybrid-config.test.ts)
   'Mamba-Codestral-7B': [4096, 64, 32768, 128, 18560, 10240, 8, false],
 };
 

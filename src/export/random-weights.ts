@@ -5,6 +5,7 @@
  */
 import type { Mamba2Config } from './config-types.js';
 import { CheckpointError, type TensorInfo, type TensorStore } from './checkpoint/types.js';
+import { attentionOf } from './hybrid-config.js';
 import { expectedTensors, type ExpectedTensor } from './weight-names.js';
 
 /** murmur3's 32-bit finalizer. */
@@ -92,13 +93,31 @@ function generate(t: ExpectedTensor, c: Mamba2Config, rng: Xoshiro128, out: Floa
     case 'inProj':
     case 'inProjBias':
     case 'outProjBias':
+    case 'q':
+    case 'k':
+    case 'v':
+    case 'qkv':
+    case 'qkvBias':
+    case 'attnOutBias':
+    case 'gate':
+    case 'up':
+    case 'fc1':
       return fillNormal(rng, out, 0.02);
     case 'outProj':
+    case 'attnOut':
+    case 'down':
       return fillNormal(rng, out, 0.02 / Math.sqrt(2 * c.nLayer));
     case 'norm':
     case 'normF':
     case 'gatedNorm':
+    case 'attnNorm':
+    case 'mlpNorm':
       return fillUniform(rng, out, 0.95, 1.05);
+    case 'attnConv':
+    case 'attnConvBias': {
+      const bound = 1 / Math.sqrt(attentionOf(c).convKernel);
+      return fillUniform(rng, out, -bound, bound);
+    }
     case 'conv':
     case 'convBias':
       return fillUniform(rng, out, -convBound, convBound);

@@ -138,7 +138,7 @@ describe('ssdStep = one step of the recurrence', () => {
 describe('causal conv with state', () => {
   const K = 4;
   const C = 6;
-  async function run(len: number, step: boolean, seed: number) {
+  async function run(len: number, step: boolean, seed: number, conv: 'conv' | 'shifted' = 'conv') {
     const c = makeConfig({ dModel: 8, nLayer: 1, vocabSize: 8, headDim: 4, dState: 1, nGroups: 1, dConv: K });
     // convDim of this config: dSsm + 2·G·N = 16 + 2 = 18; the test uses its own channel count
     const cfg = { ...c, convDim: C };
@@ -148,7 +148,7 @@ describe('causal conv with state', () => {
     const past = g.input('past', 'float32', [B, C, K - 1]);
     const w = g.input('w', 'float32', [C, 1, K]);
     const bias = g.input('b', 'float32', [C]);
-    const ctx = new Ctx(g, cfg);
+    const ctx = new Ctx(g, cfg, undefined, { conv });
     const out = step ? causalConvStep(ctx, x, past, w, bias) : causalConv(ctx, x, past, w, bias);
     g.output(out.y, 'y');
     g.output(out.state, 'state');
@@ -171,4 +171,6 @@ describe('causal conv with state', () => {
   it('L < K continues the state (state keeps old columns)', () => run(2, false, 1));
   it('L > K', () => run(9, false, 2));
   it('one step', () => run(1, true, 3));
+  it("'shifted' products: L < K continues the state", () => run(2, false, 4, 'shifted'));
+  it("'shifted' products: L > K", () => run(9, false, 5, 'shifted'));
 });

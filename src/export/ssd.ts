@@ -69,10 +69,11 @@ function dynMasks(g: GraphBuilder, n: Value, dim: string): { strict: Value; incl
  * exp(segsum(s)) masked to the lower triangle, for s [...,T]: the stable construction of spec §2.1
  * (cumulative sums of masked copies, no difference of cumulative sums).
  */
-function segsumExp(g: GraphBuilder, s: Value, masks: { strict: Value; incl: Value }): Value {
+function segsumExp(g: GraphBuilder, s: Value, masks: { strict: Value; incl: Value }, mask = true): Value {
   const r = op.Mul(g, op.Unsqueeze(g, s, [-1]), masks.strict); // [...,T,T]  r[i,j] = s_i if i > j
   const S = op.CumSum(g, r, -2); // [...,T,T]  S[i,j] = s_{j+1}+…+s_i (0 on and above the diagonal)
-  return op.Mul(g, op.Exp(g, S), masks.incl); // [...,T,T]
+  const E = op.Exp(g, S); // [...,T,T]  exactly 1 above the diagonal
+  return mask ? op.Mul(g, E, masks.incl) : E; // [...,T,T]
 }
 
 /**
@@ -80,9 +81,10 @@ function segsumExp(g: GraphBuilder, s: Value, masks: { strict: Value; incl: Valu
  * masked to i ≥ j. Acs is non-increasing, so the lower triangle is ≤ 0 already; the Min keeps the
  * upper triangle from overflowing before the mask (inf·0 would be NaN).
  */
-function segsumExpDiff(g: GraphBuilder, acs: Value, masks: { incl: Value }): Value {
+function segsumExpDiff(g: GraphBuilder, acs: Value, masks: { incl: Value }, mask = true): Value {
   const d = op.Sub(g, op.Unsqueeze(g, acs, [-1]), op.Unsqueeze(g, acs, [-2])); // [...,T,T]  Acs_i − Acs_j
-  return op.Mul(g, op.Exp(g, op.Min(g, d, g.constant('float32', [], [0]))), masks.incl); // [...,T,T]
+  const E = op.Exp(g, op.Min(g, d, g.constant('float32', [], [0]))); // [...,T,T]  exactly 1 above the diagonal
+  return mask ? op.Mul(g, E, masks.incl) : E; // [...,T,T]
 }
 
 export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
@@ -110,9 +112,11 @@ export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
 
     // ---- 1. intra-chunk outputs (the diagonal blocks: masked attention within a chunk) ----
     const Yd = g.scope('diag', () => {
-      const Lmat = ctx.tuning.segsum === 'diff' ? segsumExpDiff(g, Acs, triMasks(g, Q)) : segsumExp(g, aT, triMasks(g, Q)); // [B,C,G,R,Q,Q]  decay from s to l
-      const CB = op.Unsqueeze(g, op.MatMul(g, CmG, BmT), [3]); // [B,C,G,1,Q,Q]  C_l·B_s per group
-      return op.MatMul(g, op.Mul(g, CB, Lmat), Xh); // [B,C,G,R,Q,P]
+      // the causal mask goes on C·Bᵀ, once per group, not on the per-head decay matrix (R× fewer elements)
+      const masks = triMasks(g, Q);
+      const E = ctx.tuning.segsum === 'diff' ? segsumExpDiff(g, Acs, masks, false) : segsumExp(g, aT, masks, false); // [B,C,G,R,Q,Q]  decay s→l (1 above the diagonal)
+      const CB = op.Unsqueeze(g, op.Mul(g, op.MatMul(g, CmG, BmT), masks.incl), [3]); // [B,C,G,1,Q,Q]  C_l·B_s, causal
+      return op.MatMul(g, op.Mul(g, CB, E), Xh); // [B,C,G,R,Q,P]
     });
 
     // ---- 2. each chunk's final state, assuming a zero initial state ----

@@ -4,6 +4,8 @@
  */
 import type { CheckpointFormat, Mamba2Config } from './config-types.js';
 import type { CkptDType, TensorStore } from './checkpoint/types.js';
+import { hybridOf, layerKinds } from './hybrid-config.js';
+import { BAMBA_TOP, type HybridRole, hybridLayerTensors, layerPrefix } from './hybrid-names.js';
 
 export const LM_HEAD_KEY = 'lm_head.weight';
 
@@ -33,7 +35,7 @@ export interface ModelWeightKeys {
   readonly lmHead: string | undefined;
 }
 
-export type WeightRole = 'embedding' | 'normF' | 'lmHead' | keyof LayerWeightKeys;
+export type WeightRole = 'embedding' | 'normF' | 'lmHead' | keyof LayerWeightKeys | HybridRole;
 
 /** One tensor the model needs: its key, shape and role (`layer` set for per-layer tensors). */
 export interface ExpectedTensor {
@@ -43,15 +45,15 @@ export interface ExpectedTensor {
   readonly layer?: number;
 }
 
-/** Keys of layer `i` (same in both formats). */
+/** Keys of Mamba-2 layer `i` (same in both formats; Bamba keeps them under model.layers.i.mamba, hybrid-names.ts). */
 export function layerWeightKeys(c: Mamba2Config, i: number): LayerWeightKeys {
   if (!Number.isInteger(i) || i < 0 || i >= c.nLayer) {
     throw new RangeError(`layer: expected an integer in [0, ${c.nLayer}), got ${i}`);
   }
-  const p = `backbone.layers.${i}`;
-  const m = `${p}.mixer`;
+  if (layerKinds(c)[i] !== 'mamba2') throw new RangeError(`layer: expected a Mamba-2 layer, got ${i}, an attention layer (hybrid-names.ts has its keys)`);
+  const { norm, mixer: m } = layerPrefix(c, i);
   return {
-    norm: `${p}.norm.weight`,
+    norm,
     inProj: `${m}.in_proj.weight`,
     ...(c.bias ? { inProjBias: `${m}.in_proj.bias` } : {}),
     conv: `${m}.conv1d.weight`,
@@ -69,9 +71,10 @@ export function layerWeightKeys(c: Mamba2Config, i: number): LayerWeightKeys {
 export function weightKeys(c: Mamba2Config): ModelWeightKeys;
 export function weightKeys(c: Mamba2Config, layer: number): ModelWeightKeys & { readonly layer: LayerWeightKeys };
 export function weightKeys(c: Mamba2Config, layer?: number): ModelWeightKeys & { readonly layer?: LayerWeightKeys } {
+  const bamba = hybridOf(c)?.family === 'bamba';
   const keys: ModelWeightKeys = {
-    embedding: EMBEDDING_KEY[c.format],
-    normF: 'backbone.norm_f.weight',
+    embedding: bamba ? BAMBA_TOP.embedding : EMBEDDING_KEY[c.format],
+    normF: bamba ? BAMBA_TOP.normF : 'backbone.norm_f.weight',
     lmHead: c.tieEmbeddings ? undefined : LM_HEAD_KEY,
   };
   return layer === undefined ? keys : { ...keys, layer: layerWeightKeys(c, layer) };
@@ -94,15 +97,22 @@ export function layerShapes(c: Mamba2Config): Readonly<Record<keyof LayerWeightK
   };
 }
 
-/** Every tensor the model reads, in model order: embedding, layers 0..NL−1, norm_f, lm_head (untied only). */
+/**
+ * Every tensor the model reads, in model order: embedding, layers 0..NL−1 (a hybrid's attention
+ * and MLP tensors included), norm_f, lm_head (untied only).
+ */
 export function expectedTensors(c: Mamba2Config): ExpectedTensor[] {
   const top = weightKeys(c);
   const shapes = layerShapes(c);
+  const kinds = layerKinds(c);
   const out: ExpectedTensor[] = [{ key: top.embedding, shape: [c.vocabSize, c.dModel], role: 'embedding' }];
   for (let i = 0; i < c.nLayer; i++) {
-    for (const [role, key] of Object.entries(layerWeightKeys(c, i)) as [keyof LayerWeightKeys, string][]) {
-      out.push({ key, shape: shapes[role], role, layer: i });
+    if (kinds[i] === 'mamba2') {
+      for (const [role, key] of Object.entries(layerWeightKeys(c, i)) as [keyof LayerWeightKeys, string][]) {
+        out.push({ key, shape: shapes[role], role, layer: i });
+      }
     }
+    out.push(...hybridLayerTensors(c, i));
   }
   out.push({ key: top.normF, shape: [c.dModel], role: 'normF' });
   if (top.lmHead !== undefined) out.push({ key: top.lmHead, shape: [c.vocabSize, c.dModel], role: 'lmHead' });
@@ -163,7 +173,7 @@ export function checkWeights(c: Mamba2Config, store: TensorStore, source: string
 
 /** " (found X: …)" when the tensor is present under the other format's name. */
 function otherFormatHint(c: Mamba2Config, t: ExpectedTensor, store: TensorStore): string {
-  if (t.role !== 'embedding') return '';
+  if (t.role !== 'embedding' || hybridOf(c)) return '';
   const other: CheckpointFormat = c.format === 'hf' ? 'mamba_ssm' : 'hf';
   const alt = EMBEDDING_KEY[other];
   if (store.info(alt) === undefined) return '';

@@ -112,11 +112,18 @@ export function storeTensorNBits(store: TensorStore, key: string, bits: NBits, b
   };
 }
 
-/** Declares every weight of the model as an initializer of `g` (in checkpoint order of use). */
-export function declareWeights(g: GraphBuilder, c: Mamba2Config, store: TensorStore, plan: WeightPlan = FP32_PLAN): ModelWeights {
+/** Declares checkpoint tensors as initializers of a graph, following a WeightPlan. */
+export interface Declarer {
+  /** Kept float32 (norms, conv, A_log, dt_bias, D, biases). */
+  init(key: string): Value;
+  opt(key: string | undefined): Value | undefined;
+  /** A projection: float32, float16 or MatMulNBits per the plan. */
+  proj(key: string): LinearWeight;
+}
+
+export function weightDeclarer(g: GraphBuilder, store: TensorStore, plan: WeightPlan): Declarer {
   const bits = BITS[plan.dtype];
   if (bits) checkBlockSize(plan.blockSize, 'blockSize');
-  const keys = weightKeys(c);
   const init = (key: string) => g.initializer(key, storeTensor(store, key));
   const opt = (key: string | undefined) => (key === undefined ? undefined : init(key));
   const proj = (key: string): LinearWeight => {
@@ -135,28 +142,47 @@ export function declareWeights(g: GraphBuilder, c: Mamba2Config, store: TensorSt
       zeroPoints: g.initializer(`${key}_zero_points`, t.zeroPoints),
     };
   };
+  return { init, opt, proj };
+}
+
+/** The tensors of Mamba-2 layer i. */
+export function declareMambaLayer(d: Declarer, c: Mamba2Config, i: number): LayerWeights {
+  const k = weightKeys(c, i).layer;
+  return {
+    norm: d.init(k.norm),
+    inProj: d.proj(k.inProj),
+    inProjBias: d.opt(k.inProjBias),
+    conv: d.init(k.conv),
+    convBias: d.opt(k.convBias),
+    dtBias: d.init(k.dtBias),
+    aLog: d.init(k.aLog),
+    D: d.init(k.D),
+    gatedNorm: d.init(k.gatedNorm),
+    outProj: d.proj(k.outProj),
+    outProjBias: d.opt(k.outProjBias),
+  };
+}
+
+/**
+ * Declares every weight of the model as an initializer of `g`, in checkpoint order of use:
+ * embedding, layers (each by `layer`), norm_f, lm_head.
+ */
+export function declareModelWeights<L>(g: GraphBuilder, c: Mamba2Config, store: TensorStore, plan: WeightPlan, layer: (d: Declarer, i: number) => L): Omit<ModelWeights, 'layers'> & { layers: L[] } {
+  const bits = BITS[plan.dtype];
+  const d = weightDeclarer(g, store, plan);
+  const keys = weightKeys(c);
   const quantEmb = bits !== undefined && plan.quantizeEmbedding !== false;
-  const embedding: EmbeddingWeight = quantEmb || plan.dtype === 'fp16' ? proj(keys.embedding) : { kind: 'dense', w: init(keys.embedding) };
-  const layers: LayerWeights[] = [];
-  for (let i = 0; i < c.nLayer; i++) {
-    const k = weightKeys(c, i).layer;
-    layers.push({
-      norm: init(k.norm),
-      inProj: proj(k.inProj),
-      inProjBias: opt(k.inProjBias),
-      conv: init(k.conv),
-      convBias: opt(k.convBias),
-      dtBias: init(k.dtBias),
-      aLog: init(k.aLog),
-      D: init(k.D),
-      gatedNorm: init(k.gatedNorm),
-      outProj: proj(k.outProj),
-      outProjBias: opt(k.outProjBias),
-    });
-  }
-  const normF = init(keys.normF);
+  const embedding: EmbeddingWeight = quantEmb || plan.dtype === 'fp16' ? d.proj(keys.embedding) : { kind: 'dense', w: d.init(keys.embedding) };
+  const layers: L[] = [];
+  for (let i = 0; i < c.nLayer; i++) layers.push(layer(d, i));
+  const normF = d.init(keys.normF);
   let lmHead: LinearWeight = embedding; // tied, stored alike
-  if (keys.lmHead !== undefined) lmHead = proj(keys.lmHead);
-  else if (bits && embedding.kind === 'dense') lmHead = proj(keys.embedding); // tied, embedding kept float32
+  if (keys.lmHead !== undefined) lmHead = d.proj(keys.lmHead);
+  else if (bits && embedding.kind === 'dense') lmHead = d.proj(keys.embedding); // tied, embedding kept float32
   return { embedding, normF, lmHead, layers };
+}
+
+/** Declares every weight of a pure Mamba-2 model. */
+export function declareWeights(g: GraphBuilder, c: Mamba2Config, store: TensorStore, plan: WeightPlan = FP32_PLAN): ModelWeights {
+  return declareModelWeights(g, c, store, plan, (d, i) => declareMambaLayer(d, c, i));
 }

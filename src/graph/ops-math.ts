@@ -53,6 +53,8 @@ export const Reciprocal = unary('Reciprocal');
 export const Sigmoid = unary('Sigmoid');
 export const Softplus = unary('Softplus');
 export const Tanh = unary('Tanh');
+export const Cos = unary('Cos');
+export const Sin = unary('Sin');
 export const Relu = unary('Relu');
 export const Abs = unary('Abs', false);
 export const Not = unary('Not', false);
@@ -133,6 +135,13 @@ function reduce(op: 'ReduceMean' | 'ReduceSum' | 'ReduceMax') {
 export const ReduceMean = reduce('ReduceMean');
 export const ReduceSum = reduce('ReduceSum');
 export const ReduceMax = reduce('ReduceMax');
+
+/** Softmax-13 along one axis. */
+export function Softmax(g: GraphBuilder, x: Value, axis: number): Value {
+  if (!isFloat(x.dtype)) throw new ShapeError(g.nodeName('Softmax'), x.name, 'a float tensor', x.dtype);
+  const a = normAxis(axis, x.rank, g.nodeName('Softmax'), x.name);
+  return g.node('Softmax', [x], { attrs: { axis: i(a) }, outputs: [{ dtype: x.dtype, shape: x.shape }] })[0]!;
+}
 
 /** Inclusive cumulative sum along a constant axis. */
 export function CumSum(g: GraphBuilder, x: Value, axis: number, opts: { exclusive?: boolean; reverse?: boolean } = {}): Value {

@@ -10,7 +10,9 @@
  *   forward([[id] per row], state)   (sequence = 1: the graph's single-step path) ─▶ state, logits ─▶ (loop)
  *
  * Rows of unequal length are prefilled one by one (the SSM has no padding mask, spec §6.17) and
- * their states stacked for batched decoding.
+ * their states stacked for batched decoding. A hybrid's KV caches of different lengths do not
+ * stack: its rows are prefilled and decoded in groups of equal prompt length (one forward call
+ * per group and step).
  */
 import { describe } from './backend.js';
 import { IncrementalDecoder, StopStringMatcher } from './detokenize.js';
@@ -122,32 +124,49 @@ export async function* generateRows(
     finish: undefined,
   }));
 
-  let state: Mamba2State | undefined;
+  /** Rows decoded together through one state (one group, unless a hybrid has prompts of unequal length). */
+  let groups: { rows: number[]; state: Mamba2State }[] = [];
   const release = (s: Mamba2State | undefined): void => {
     if (s && s !== o.state) s.dispose();
   };
   try {
     // ── prefill ──
     const t0 = now();
-    let last: Float32Array[];
+    const last: Float32Array[] = [];
+    const init = o.state && !ids.every((p) => p.length === ids[0]!.length) ? await o.state.toHost() : undefined;
+    /** The caller's initial state for these rows (a fresh one when absent). */
+    const initFor = (rs: number[]): Mamba2State | undefined =>
+      init ? stateFromHost(model.backend, model.specs, concatHostStates(rs.map((b) => sliceHostState(init, b)))) : undefined;
     if (ids.every((p) => p.length === ids[0]!.length)) {
-      ({ state, last } = await prefill(model, ids, o.state, o.prefillWindow, o.signal));
-    } else {
-      const init = o.state ? await o.state.toHost() : undefined;
+      const r = await prefill(model, ids, o.state, o.prefillWindow, o.signal);
+      groups = [{ rows: ids.map((_, b) => b), state: r.state }];
+      r.last.forEach((l, b) => (last[b] = l));
+    } else if (!model.hasKvCache) {
       const hosts: HostState[] = [];
-      last = [];
       for (let b = 0; b < B; b++) {
-        const s0 = init ? stateFromHost(model.backend, model.specs, sliceHostState(init, b)) : undefined;
+        const s0 = initFor([b]);
         try {
           const r = await prefill(model, [ids[b]!], s0, o.prefillWindow, o.signal);
           hosts.push(await r.state.toHost());
           r.state.dispose();
-          last.push(r.last[0]!);
+          last[b] = r.last[0]!;
         } finally {
           s0?.dispose();
         }
       }
-      state = stateFromHost(model.backend, model.specs, concatHostStates(hosts));
+      groups = [{ rows: ids.map((_, b) => b), state: stateFromHost(model.backend, model.specs, concatHostStates(hosts)) }];
+    } else {
+      for (const len of [...new Set(ids.map((p) => p.length))]) {
+        const rs = ids.flatMap((p, b) => (p.length === len ? [b] : []));
+        const s0 = initFor(rs);
+        try {
+          const r = await prefill(model, rs.map((b) => ids[b]!), s0, o.prefillWindow, o.signal);
+          groups.push({ rows: rs, state: r.state });
+          rs.forEach((b, j) => (last[b] = r.last[j]!));
+        } finally {
+          s0?.dispose();
+        }
+      }
     }
     const prefillMs = now() - t0;
 
@@ -183,11 +202,14 @@ export async function* generateRows(
       if (rows.every((r) => r.finish !== undefined)) break;
       o.signal?.throwIfAborted();
       const t2 = now();
-      // Finished rows keep feeding their last token; their results are ignored.
-      const f = await model.forward(rows.map((r) => [r.out[r.out.length - 1]!]), state);
-      release(state);
-      state = f.state;
-      last = rows.map((_, b) => f.logits.at(b, -1).slice());
+      for (const gr of groups) {
+        if (gr.rows.every((b) => rows[b]!.finish !== undefined)) continue; // a finished group stops
+        // Finished rows keep feeding their last token; their results are ignored.
+        const f = await model.forward(gr.rows.map((b) => [rows[b]!.out[rows[b]!.out.length - 1]!]), gr.state);
+        release(gr.state);
+        gr.state = f.state;
+        gr.rows.forEach((b, j) => (last[b] = f.logits.at(j, -1).slice()));
+      }
       steps++;
       decodeMs += now() - t2;
     }
@@ -205,6 +227,6 @@ export async function* generateRows(
       seed,
     }));
   } finally {
-    release(state);
+    for (const gr of groups) release(gr.state);
   }
 }

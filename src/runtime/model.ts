@@ -13,7 +13,7 @@ import { describe, parseEpList, type Backend, type BackendSession, type EpFallba
 import { generateRows, type GenerateResult, type StreamChunk } from './generate.js';
 import type { GenerateOptions } from './options.js';
 import { deserializeState, serializeState } from './state-io.js';
-import { Mamba2State, stateFromHost, stateSpecs, zeroState, type StateSpec } from './state.js';
+import { hasGrowingState, Mamba2State, stateFromHost, stateSpecs, zeroState, type StateSpec } from './state.js';
 import type { TextTokenizer } from './tokenizer.js';
 
 export interface LoadOptions {
@@ -121,6 +121,11 @@ export class Mamba2Model {
   /** True when states stay in device memory between steps. */
   get deviceState(): boolean {
     return this.specs.every((s) => this.session.deviceOutputs.has(s.output));
+  }
+
+  /** True for hybrids: the state holds KV caches that grow with the tokens seen (rows of unequal length do not stack). */
+  get hasKvCache(): boolean {
+    return hasGrowingState(this.specs);
   }
 
   /** A fresh (all-zero) state for `batch` rows. */

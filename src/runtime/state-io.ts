@@ -121,6 +121,7 @@ export function deserializeState(bytes: Uint8Array): HostState {
 
 function checkHeader(h: unknown): { batch: number; entries: { name: string; dims: number[] }[] } {
   const isDim = (d: unknown): d is number => typeof d === 'number' && Number.isInteger(d) && d >= 1 && d <= 2 ** 31;
+  const isSize = (d: unknown): d is number => d === 0 || isDim(d); // an empty KV cache has a 0 dim
   if (typeof h !== 'object' || h === null) throw new StateFormatError('header expected a JSON object');
   const { batch, tensors } = h as { batch?: unknown; tensors?: unknown };
   if (!isDim(batch)) throw new StateFormatError(`header.batch expected an integer ≥ 1, got ${JSON.stringify(batch)}`);
@@ -128,8 +129,8 @@ function checkHeader(h: unknown): { batch: number; entries: { name: string; dims
   const entries = tensors.map((t: unknown, i) => {
     const { name, dims } = (t ?? {}) as { name?: unknown; dims?: unknown };
     if (typeof name !== 'string' || name === '') throw new StateFormatError(`header.tensors[${i}].name expected a string, got ${JSON.stringify(name)}`);
-    if (!Array.isArray(dims) || dims.length < 2 || !dims.every(isDim)) {
-      throw new StateFormatError(`header.tensors[${i}].dims expected ≥ 2 positive integers, got ${JSON.stringify(dims)}`);
+    if (!Array.isArray(dims) || dims.length < 2 || !isDim(dims[0]) || !dims.slice(1).every(isSize)) {
+      throw new StateFormatError(`header.tensors[${i}].dims expected ≥ 2 integers (batch ≥ 1, the rest ≥ 0), got ${JSON.stringify(dims)}`);
     }
     if (dims[0] !== batch) throw new StateFormatError(`tensor '${name}': leading dim expected batch = ${batch}, got ${dims[0]}`);
     return { name, dims: dims as number[] };

@@ -4,14 +4,16 @@
  * copy that can be concatenated, sliced and saved to bytes (state-io.ts).
  *
  * Per layer i (src/export/io.ts):  past_conv.{i} [B, convDim, K-1]   past_ssm.{i} [B, H, P, N]
+ * An attention layer of a hybrid:  past_key.{i} / past_value.{i} [B, Hkv, T, hd] (T grows by every
+ * call's tokens; a fresh state has T = 0, empty tensors) (+ past_conv.{i} for an MHA with conv).
  */
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import type { ModelMeta } from '../export/model-meta.js';
 import type { Dim } from '../graph/shape.js';
-import { IO_NAMES } from '../export/io.js';
+import { IO_NAMES, ioTable } from '../export/io.js';
 import type { Backend, RtTensor, ValueInfo } from './backend.js';
 
-export type StateRole = 'conv_state' | 'ssm_state';
+export type StateRole = 'conv_state' | 'ssm_state' | 'key_cache' | 'value_cache';
 
 /** One state tensor of the graph: its past_/present_ names and per-row dims (batch excluded). */
 export interface StateSpec {
@@ -20,8 +22,14 @@ export interface StateSpec {
   readonly input: string;
   readonly output: string;
   readonly type: 'float32' | 'float16';
+  /** Per-row dims; a KV cache has 0 at its growing axis. */
   readonly dims: readonly number[];
+  /** KV caches: the axis of `dims` that grows with the tokens seen (their length differs per state). */
+  readonly grows?: number;
 }
+
+/** True when the model keeps KV caches (a hybrid): states of different lengths cannot be stacked. */
+export const hasGrowingState = (specs: readonly StateSpec[]): boolean => specs.some((s) => s.grows !== undefined);
 
 /** The graph does not match its mamba2-onnx.json, or the json does not match its config. */
 export class ModelMismatchError extends Error {
@@ -75,17 +83,19 @@ export function stateSpecs(meta: ModelMeta, inputs: readonly ValueInfo[], output
   if (typeof vocab === 'number' && vocab !== c.vocabSize) {
     problems.push(`output 'logits': vocab dim expected config.vocabSize = ${c.vocabSize}, got ${vocab}`);
   }
-  const expected: Record<StateRole, number[]> = {
-    conv_state: [c.convDim, c.dConv - 1],
-    ssm_state: [c.nHeads, c.headDim, c.dState],
-  };
+  // per-row shapes the config implies (io.ts); a symbolic dim there is a KV cache's growing axis
+  const implied = new Map(ioTable(c).inputs.map((e) => [e.name, e.shape.slice(1)]));
+  const STATE_ROLES: readonly string[] = ['conv_state', 'ssm_state', 'key_cache', 'value_cache'];
   for (const e of meta.io.inputs) {
-    if (e.role !== 'conv_state' && e.role !== 'ssm_state') continue;
+    if (!STATE_ROLES.includes(e.role)) continue;
     const layer = e.layer ?? -1;
-    const output = e.role === 'conv_state' ? IO_NAMES.presentConv(layer) : IO_NAMES.presentSsm(layer);
+    const output = e.name.replace(/^past_/, 'present_');
     const dims = e.shape.slice(1);
-    if (dims.some((d) => typeof d !== 'number') || dims.join(',') !== expected[e.role].join(',')) {
-      problems.push(`input '${e.name}': per-row shape expected [${expected[e.role].join(', ')}] from the config, got ${fmt(dims)}`);
+    const want = implied.get(e.name) ?? [];
+    const grows = want.findIndex((d) => typeof d !== 'number');
+    const same = dims.length === want.length && dims.every((d, k) => (k === grows ? typeof d === 'string' : d === want[k]));
+    if (!same) {
+      problems.push(`input '${e.name}': per-row shape expected [${want.join(', ')}] from the config, got ${fmt(dims)}`);
       continue;
     }
     if (e.dtype !== 'float32' && e.dtype !== 'float16') {
@@ -93,11 +103,12 @@ export function stateSpecs(meta: ModelMeta, inputs: readonly ValueInfo[], output
       continue;
     }
     if (!meta.io.outputs.some((o) => o.name === output)) problems.push(`input '${e.name}' has no '${output}' twin among the outputs`);
-    specs.push({ layer, role: e.role, input: e.name, output, type: e.dtype, dims: dims as number[] });
+    const rowDims = dims.map((d) => (typeof d === 'number' ? d : 0));
+    specs.push({ layer, role: e.role as StateRole, input: e.name, output, type: e.dtype, dims: rowDims, ...(grows >= 0 ? { grows } : {}) });
   }
-  const layers = new Set(specs.filter((s) => s.role === 'ssm_state').map((s) => s.layer));
+  const layers = new Set(specs.map((s) => s.layer));
   if (problems.length === 0 && layers.size !== c.nLayer) {
-    problems.push(`ssm states: expected one per layer (config.nLayer = ${c.nLayer}), got ${layers.size}`);
+    problems.push(`states: expected some for every layer (config.nLayer = ${c.nLayer}), got ${layers.size} layers with states`);
   }
   if (problems.length > 0) throw new ModelMismatchError(problems);
   return specs;
@@ -149,7 +160,7 @@ export class Mamba2State {
       this.tensors.map(async (t, i) => {
         const spec = this.specs[i]!;
         const raw = (await this.backend.download(t)) as Float32Array | Uint16Array;
-        return { name: spec.input, dims: [this.batch, ...spec.dims], data: spec.type === 'float16' ? widen(raw as Uint16Array) : Float32Array.from(raw as Float32Array) };
+        return { name: spec.input, dims: [...t.dims], data: spec.type === 'float16' ? widen(raw as Uint16Array) : Float32Array.from(raw as Float32Array) };
       }),
     );
     return { batch: this.batch, tensors };
@@ -180,10 +191,17 @@ export function stateFromHost(backend: Backend, specs: readonly StateSpec[], hos
   if (host.tensors.length !== specs.length) {
     problems.push(`expected ${specs.length} tensors (${specs.map((s) => s.input).join(', ')}), got ${host.tensors.length}`);
   }
+  let length: number | undefined; // KV cache length, the same in every growing tensor
   specs.forEach((s, i) => {
     const t = host.tensors[i];
     if (!t) return;
     const dims = [host.batch, ...s.dims];
+    if (s.grows !== undefined && t.name === s.input && t.dims.length === dims.length) {
+      const got = t.dims[s.grows + 1]!;
+      if (length !== undefined && got !== length) problems.push(`'${s.input}': KV cache length expected ${length} (as the other caches), got ${got}`);
+      length ??= got;
+      dims[s.grows + 1] = got;
+    }
     if (t.name !== s.input) problems.push(`tensor ${i}: expected name '${s.input}', got '${t.name}'`);
     else if (t.dims.join(',') !== dims.join(',')) problems.push(`'${s.input}': expected dims [${dims.join(', ')}], got [${t.dims.join(', ')}]`);
     else if (t.data.length !== elements(dims)) problems.push(`'${s.input}': expected ${elements(dims)} values, got ${t.data.length}`);
@@ -208,7 +226,8 @@ export function concatHostStates(states: readonly HostState[]): HostState {
     for (const s of states) {
       const u = s.tensors[i];
       if (!u || u.name !== t.name || u.dims.slice(1).join(',') !== t.dims.slice(1).join(',')) {
-        throw new RangeError(`concatHostStates: tensor ${i} ('${t.name}') differs between the states`);
+        const why = u && u.name === t.name && t.name.startsWith('past_key') ? ' (KV caches of different lengths cannot be stacked)' : '';
+        throw new RangeError(`concatHostStates: tensor ${i} ('${t.name}') differs between the states${why}`);
       }
       data.set(u.data, off);
       off += u.data.length;

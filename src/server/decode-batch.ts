@@ -9,10 +9,13 @@
  *   join:     holes are filled first (one row copied each); the rest grow the batch (one copy of
  *             the live rows plus the new ones).
  *
- * Per-tensor row sizes come from the model's StateSpecs (batch excluded).
+ * Per-tensor row sizes come from the model's StateSpecs (batch excluded). A hybrid's KV caches
+ * grow with each sequence's length, so its rows do not stack: the engine decodes them one by one
+ * (solo-batch.ts, same interface).
  */
 import type { Backend } from '../runtime/backend.js';
-import { Mamba2State, type StateSpec } from '../runtime/state.js';
+import type { Mamba2Model } from '../runtime/model.js';
+import { hasGrowingState, Mamba2State, type StateSpec } from '../runtime/state.js';
 import type { StateRow } from './prefix-cache.js';
 
 export type StateArray = Float32Array | Uint16Array;
@@ -24,9 +27,16 @@ export function zeroRows(specs: readonly StateSpec[]): StateRow[] {
   return specs.map((s) => (s.type === 'float16' ? new Uint16Array(rowSize(s)) : new Float32Array(rowSize(s))));
 }
 
-/** Wrap host arrays holding `batch` rows as a Mamba2State (the arrays are used as they are). */
+/**
+ * Wrap host arrays holding `batch` rows as a Mamba2State (the arrays are used as they are). A KV
+ * cache's length (its growing axis) is read off its array's size.
+ */
 export function hostState(backend: Backend, specs: readonly StateSpec[], batch: number, arrays: readonly StateArray[]): Mamba2State {
-  const tensors = specs.map((s, i) => backend.tensor(s.type, arrays[i]!, [batch, ...s.dims]));
+  const tensors = specs.map((s, i) => {
+    const dims = [batch, ...s.dims];
+    if (s.grows !== undefined) dims[s.grows + 1] = arrays[i]!.length / Math.max(1, batch * s.dims.reduce((a, d, k) => (k === s.grows ? a : a * d), 1));
+    return backend.tensor(s.type, arrays[i]!, dims);
+  });
   return new Mamba2State(backend, specs, batch, tensors);
 }
 
@@ -42,6 +52,7 @@ export function stateArrays(state: Mamba2State): StateArray[] {
 
 /** Stack batch-1 row sets into fresh arrays ([n, …] per tensor). */
 export function stackRows(specs: readonly StateSpec[], rowSets: readonly (readonly StateRow[])[]): StateArray[] {
+  if (hasGrowingState(specs)) throw new Error('stackRows: KV caches of a hybrid do not stack (rows are decoded one by one)');
   return specs.map((s, i) => {
     const n = rowSize(s);
     const out = s.type === 'float16' ? new Uint16Array(n * rowSets.length) : new Float32Array(n * rowSets.length);
@@ -58,7 +69,26 @@ export function sliceRow(specs: readonly StateSpec[], arrays: readonly StateArra
   });
 }
 
-export class DecodeBatch<T> {
+/** Logits of the last position per row of one decode step. */
+export type StepLogits = (row: number) => Float32Array;
+
+/** The decode rows the engine drives: DecodeBatch (stacked) or SoloBatch (one call per row, hybrids). */
+export interface DecodeRows<T> {
+  readonly size: number;
+  readonly live: number;
+  readonly holes: number;
+  rowsCopied: number;
+  members(): { seq: T; row: number }[];
+  has(seq: T): boolean;
+  add(joiners: readonly { seq: T; rows: readonly StateRow[] }[]): void;
+  remove(seq: T): void;
+  compact(): void;
+  rowsOf(seq: T): StateRow[];
+  /** One step: row r is fed ids[r] (holes included); the rows' states advance. */
+  step(model: Mamba2Model, ids: number[][]): Promise<StepLogits>;
+}
+
+export class DecodeBatch<T> implements DecodeRows<T> {
   private readonly sizes: number[];
   /** Arrays with at least `slots.length` rows each (views of exactly that many are fed). */
   private arrays: StateArray[] = [];
@@ -163,6 +193,13 @@ export class DecodeBatch<T> {
   adopt(next: Mamba2State): void {
     if (next.batch !== this.slots.length) throw new RangeError(`DecodeBatch.adopt: expected a state of ${this.slots.length} rows, got ${next.batch}`);
     this.arrays = stateArrays(next);
+  }
+
+  /** One forward call for every row. */
+  async step(model: Mamba2Model, ids: number[][]): Promise<StepLogits> {
+    const f = await model.forward(ids, this.state(model.backend));
+    this.adopt(f.state);
+    return (row) => f.logits.at(row, -1);
   }
 
   /** A copy of a sequence's rows (e.g. for the prefix cache). */

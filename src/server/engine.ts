@@ -21,14 +21,18 @@
  * boundary (or on the whole prompt) replays exactly the calls of a cold run: results with and
  * without a hit are bit-identical. Rows of one batch never mix (the model is row-wise), so a
  * request gives the same tokens alone or among others.
+ *
+ * Hybrids (KV caches in the state, whose length is each sequence's own) run unbatched: prefill
+ * calls take one sequence each and the decode step is one call per sequence (solo-batch.ts).
  */
 import { describe } from '../runtime/backend.js';
 import type { Mamba2Model } from '../runtime/model.js';
-import { DecodeBatch, hostState, sliceRow, stackRows, stateArrays, zeroRows } from './decode-batch.js';
+import { DecodeBatch, type DecodeRows, hostState, sliceRow, stackRows, stateArrays, zeroRows } from './decode-batch.js';
 import { QueueFullError, unavailable } from './errors.js';
 import { RateWindow, type EngineStats, type Outcome } from './metrics.js';
 import { PrefixCache, type StateRow } from './prefix-cache.js';
 import { Sequence, type SequenceSink, type SequenceSpec } from './sequence.js';
+import { SoloBatch } from './solo-batch.js';
 
 export interface EngineOptions {
   maxBatch: number;
@@ -47,7 +51,7 @@ export class Engine {
   private readonly queue: Sequence[] = [];
   private readonly prefilling: Sequence[] = [];
   private readonly ready: Sequence[] = [];
-  private readonly batch: DecodeBatch<Sequence>;
+  private readonly batch: DecodeRows<Sequence>;
   private readonly stopIds: Set<number>;
   private readonly rate = new RateWindow();
   private readonly counts = { promptTokens: 0, prefillTokens: 0, generatedTokens: 0, decodeSteps: 0, prefillCalls: 0, lastBatchSize: 0 };
@@ -64,7 +68,7 @@ export class Engine {
   ) {
     if (model.deviceState) throw new Error('Engine: the model keeps its states on the device; load it with deviceState: false');
     this.cache = new PrefixCache(opts.cacheBytes);
-    this.batch = new DecodeBatch<Sequence>(model.specs);
+    this.batch = model.hasKvCache ? new SoloBatch<Sequence>(model.specs) : new DecodeBatch<Sequence>(model.specs);
     this.stopIds = new Set<number>();
     if (model.config.eosTokenId !== undefined) this.stopIds.add(model.config.eosTokenId);
     if (model.tokenizer?.eosTokenId !== undefined) this.stopIds.add(model.tokenizer.eosTokenId);
@@ -254,7 +258,7 @@ export class Engine {
     const n = this.windowLength(this.prefilling[0]!);
     const Q = this.model.config.chunkSize;
     const roundUp = (x: number): number => Math.ceil(x / Q) * Q;
-    const rowsBudget = Math.max(1, Math.floor(roundUp(this.opts.prefillWindow) / roundUp(n)));
+    const rowsBudget = this.model.hasKvCache ? 1 : Math.max(1, Math.floor(roundUp(this.opts.prefillWindow) / roundUp(n)));
     const group = this.prefilling.filter((s) => this.windowLength(s) === n).slice(0, rowsBudget);
     const specs = this.model.specs;
     const rows = group.map((s) => s.rows ?? zeroRows(specs));
@@ -318,14 +322,13 @@ export class Engine {
     const members = this.batch.members();
     const ids: number[][] = Array.from({ length: this.batch.size }, () => [0]);
     for (const { seq, row } of members) ids[row]![0] = seq.pos < seq.promptLength ? seq.spec.promptIds[seq.pos]! : seq.lastToken;
-    const f = await this.model.forward(ids, this.batch.state(this.model.backend));
-    this.batch.adopt(f.state);
+    const logitsAt = await this.batch.step(this.model, ids);
     this.counts.decodeSteps++;
     this.counts.lastBatchSize = ids.length;
     let produced = 0;
     for (const { seq, row } of members) {
       if (seq.cancelled) continue;
-      const logits = f.logits.at(row, -1);
+      const logits = logitsAt(row);
       if (seq.pos < seq.promptLength) {
         // feeding the prompt: its logits matter only after the last prompt token
         seq.pos++;

@@ -25,7 +25,7 @@ export class Runner {
     const s: States = {};
     for (const e of this.meta.io.inputs) {
       if (e.role === 'input_ids') continue;
-      const dims = e.shape.map((d) => (typeof d === 'number' ? d : batch));
+      const dims = e.shape.map((d) => (typeof d === 'number' ? d : d === 'batch' ? batch : 0)); // KV caches start empty (past_sequence 0)
       s[e.name] = new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
     }
     return s;
