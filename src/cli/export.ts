@@ -48,7 +48,7 @@ export function registerExport(program: Command, io: CliIO): void {
     .option('--accuracy-level <L>', "int8/int4: MatMulNBits accuracy_level (0 exact dequantize … 4 int8 activations: faster on CPU, less exact)", intFlag(0, 4))
     .option('--no-quantize-embedding', 'int8/int4: keep the embedding (and a tied head) in fp32')
     .addOption(program.createOption('--segsum <how>', "intra-chunk segment sums: 'stable' cumulative sums (exact) or 'diff' of cumulative sums (faster on GPUs, ≈|Acs|·2⁻²³ error in the exponent)").choices(['stable', 'diff']).default('stable'))
-    .addOption(program.createOption('--conv <how>', "prefill conv: one grouped 'conv' node or K 'shifted' products (no Conv node, no sequence transposes)").choices(['conv', 'shifted']).default('conv'))
+    .addOption(program.createOption('--conv <how>', "prefill conv: K 'shifted' products (no Conv node, no sequence transposes) or one grouped 'conv' node").choices(['shifted', 'conv']).default('shifted'))
     .addOption(program.createOption('--paths <which>', "'both': If on sequence == 1 (default); 'step' / 'sequence': one path only (for measurements)").choices(['both', 'step', 'sequence']).default('both'))
     .addOption(program.createOption('--logits <which>', "'last': logits of the last position only ([batch,1,V]; faster prefill, no per-position logits)").choices(['all', 'last']).default('all'))
     .addOption(program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'))

@@ -22,7 +22,7 @@ export interface Tuning {
    * two sums of up to Q log-decays loses ≈ |Acs|·2⁻²³ in the exponent).
    */
   segsum?: 'stable' | 'diff';
-  /** The prefill conv: one grouped 'conv' node (default) or K 'shifted' products (conv.ts). */
+  /** The prefill conv: K 'shifted' products (default) or one grouped 'conv' node (conv.ts). */
   conv?: 'conv' | 'shifted';
 }
 
