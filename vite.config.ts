@@ -85,17 +85,16 @@ function modelsDir(dir: string | undefined, onRequest?: (path: string) => void):
 }
 
 /**
- * The runtime's Node-only modules (reached through dynamic imports in model.ts that a browser never
- * takes) become stubs, so that neither onnxruntime-node nor node:fs ends up in the browser bundle.
+ * onnxruntime-node becomes a stub in the browser bundle (the runtime's own Node-only modules are
+ * already swapped by the package's `#node-backend` import, browser condition).
  */
 function browserStubs(): Plugin {
   const stub = '\0mamba2-onnx:node-only';
   return {
     name: 'mamba2-onnx:browser-stubs',
     enforce: 'pre',
-    resolveId(id, importer) {
+    resolveId(id) {
       if (id === 'onnxruntime-node') return stub;
-      if (importer && /src[\\/]runtime[\\/]model\.ts$/.test(importer) && /^\.\/(node|node-files)\.js$/.test(id)) return stub;
       return null;
     },
     load(id) {

@@ -80,7 +80,7 @@ export class Mamba2Model {
 
   /** Load an exported model directory (onnxruntime-node unless `opts.backend` says otherwise). */
   static async load(dir: string, opts: LoadOptions = {}): Promise<Mamba2Model> {
-    const { readModelDir } = await import('./node-files.js');
+    const { readModelDir } = await import('#node-backend');
     const files = await readModelDir(dir);
     return Mamba2Model.create({ ...opts, model: files.modelPath, meta: files.meta, tokenizer: files.tokenizer });
   }
@@ -88,7 +88,7 @@ export class Mamba2Model {
   /** Build from parts already in hand (a browser loader, tests). */
   static async create(opts: CreateOptions): Promise<Mamba2Model> {
     const eps = parseEpList(opts.ep ?? 'cpu', 'opts.ep');
-    const backend = opts.backend ?? (await import('./node.js')).nodeBackend();
+    const backend = opts.backend ?? (await import('#node-backend')).nodeBackend();
     const deviceOutputs = opts.deviceState === false ? [] : opts.meta.io.outputs.filter((o) => o.role !== 'logits').map((o) => o.name);
     const session = await backend.createSession(opts.model, {
       eps,
