@@ -21,46 +21,12 @@ import {
   type SessionCreateOptions,
   type TensorData,
   type TensorType,
-  type ValueInfo,
 } from './backend.js';
+import { OrtSession } from './ort-session.js';
 import { COPY_INPUT, COPY_OUTPUT, copyModelBytes } from './copy-model.js';
 
 /** EP failures that mean "not available here", as opposed to a model the EP cannot run. */
 const UNAVAILABLE = /adapter|Failed to load (shared )?library|providers_(cuda|shared)|backend not found|no available backend|libcu|CUDA driver|cudaGetDeviceCount/i;
-
-class NodeSession implements BackendSession {
-  readonly inputs: readonly ValueInfo[];
-  readonly outputs: readonly ValueInfo[];
-  private released = false;
-
-  constructor(
-    private readonly session: ort.InferenceSession,
-    readonly ep: EpName,
-    readonly fallbacks: readonly EpFallback[],
-    readonly deviceOutputs: ReadonlySet<string>,
-  ) {
-    const info = (m: ort.InferenceSession.ValueMetadata): ValueInfo =>
-      m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] };
-    this.inputs = session.inputMetadata.map(info);
-    this.outputs = session.outputMetadata.map(info);
-  }
-
-  async run(feeds: Record<string, RtTensor>): Promise<Record<string, RtTensor>> {
-    if (this.released) throw new Error('session.run: the session was released');
-    for (const [name, t] of Object.entries(feeds)) {
-      if (!(t instanceof ort.Tensor)) {
-        throw new TypeError(`session.run: feed '${name}' must be a tensor made by the onnxruntime-node backend, got ${String(t)}`);
-      }
-    }
-    return (await this.session.run(feeds as unknown as ort.InferenceSession.FeedsType)) as Record<string, RtTensor>;
-  }
-
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    await this.session.release();
-  }
-}
 
 export class NodeBackend implements Backend {
   readonly name = 'onnxruntime-node';
@@ -95,7 +61,7 @@ export class NodeBackend implements Backend {
       try {
         const session =
           typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
-        return new NodeSession(session, ep, tried, device);
+        return new OrtSession(session, ep, tried, device, ort.Tensor, 'onnxruntime-node');
       } catch (e) {
         const reason = summarizeOrtError(e);
         const raw = e instanceof Error ? e.message : String(e);

@@ -21,8 +21,8 @@ import {
   type SessionCreateOptions,
   type TensorData,
   type TensorType,
-  type ValueInfo,
 } from './backend.js';
+import { OrtSession } from './ort-session.js';
 
 /** The ORT EP behind a backend EP name, as users of a browser know them. */
 export type WebEpName = 'webgpu' | 'wasm';
@@ -86,40 +86,6 @@ export function configureWebRuntime(opts: WebRuntimeOptions = {}): void {
   ort.env.logLevel = 'error';
 }
 
-class WebSession implements BackendSession {
-  readonly inputs: readonly ValueInfo[];
-  readonly outputs: readonly ValueInfo[];
-  private released = false;
-
-  constructor(
-    private readonly session: ort.InferenceSession,
-    readonly ep: EpName,
-    readonly fallbacks: readonly EpFallback[],
-    readonly deviceOutputs: ReadonlySet<string>,
-  ) {
-    const info = (m: ort.InferenceSession.ValueMetadata): ValueInfo =>
-      m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: 'non-tensor', shape: [] };
-    this.inputs = session.inputMetadata.map(info);
-    this.outputs = session.outputMetadata.map(info);
-  }
-
-  async run(feeds: Record<string, RtTensor>): Promise<Record<string, RtTensor>> {
-    if (this.released) throw new Error('session.run: the session was released');
-    for (const [name, t] of Object.entries(feeds)) {
-      if (!(t instanceof ort.Tensor)) {
-        throw new TypeError(`session.run: feed '${name}' must be a tensor made by the onnxruntime-web backend, got ${String(t)}`);
-      }
-    }
-    return (await this.session.run(feeds as unknown as ort.InferenceSession.FeedsType)) as Record<string, RtTensor>;
-  }
-
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    await this.session.release();
-  }
-}
-
 export class WebBackend implements Backend {
   readonly name = 'onnxruntime-web';
   private readonly externalData: readonly ExternalDataFile[];
@@ -157,7 +123,7 @@ export class WebBackend implements Backend {
       };
       try {
         const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
-        return new WebSession(session, ep, tried, device);
+        return new OrtSession(session, ep, tried, device, ort.Tensor, 'onnxruntime-web');
       } catch (e) {
         const reason = summarizeWebError(e);
         const raw = e instanceof Error ? e.message : String(e);
