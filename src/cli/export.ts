@@ -45,7 +45,7 @@ export function registerExport(program: Command, io: CliIO): void {
     .addOption(program.createOption('--ssd <form>', 'how the sequence path computes the SSD').choices(availableForms()).default('chunked'))
     .addOption(program.createOption('--dtype <type>', 'weight storage: fp16 matmuls, or int8/int4 weight-only MatMulNBits (SSD, state, norms stay fp32)').choices(['fp32', 'fp16', 'int8', 'int4']).default('fp32'))
     .option('--block-size <N>', 'int8/int4: quantization block size along K (power of two ≥ 16)', intFlag(16, 4096))
-    .option('--accuracy-level <L>', "int8/int4: MatMulNBits accuracy_level (0 exact dequantize … 4 int8 activations: faster on CPU, less exact)", intFlag(0, 4))
+    .option('--accuracy-level <L>', "int8/int4: MatMulNBits accuracy_level (0 default: exact, slow int8 on CPU; 4: int8 activations, 10× faster int8 decode on CPU, less exact)", intFlag(0, 4))
     .option('--no-quantize-embedding', 'int8/int4: keep the embedding (and a tied head) in fp32')
     .addOption(program.createOption('--segsum <how>', "intra-chunk segment sums: 'stable' cumulative sums (exact) or 'diff' of cumulative sums (faster on GPUs, ≈|Acs|·2⁻²³ error in the exponent)").choices(['stable', 'diff']).default('stable'))
     .addOption(program.createOption('--conv <how>', "prefill conv: K 'shifted' products (no Conv node, no sequence transposes) or one grouped 'conv' node").choices(['shifted', 'conv']).default('shifted'))
