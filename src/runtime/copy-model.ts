@@ -1,6 +1,6 @@
 /**
  * A one-node ONNX model (`y = Identity(x)`, any shape) for one element type. onnxruntime-node
- * cannot download a WebGPU output tensor (its `getData()` is not implemented there), so the node
+ * cannot download a WebGPU output tensor (its `getData()` has no download path there), so the node
  * backend runs device tensors through this model on the WebGPU EP with a CPU output to read them.
  */
 import { ONNX_DTYPE } from '../graph/dtype.js';

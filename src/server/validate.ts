@@ -67,7 +67,7 @@ function number(o: Record<string, unknown>, key: string, dflt: number, ok: (v: n
   return v;
 }
 
-/** A field that must hold its neutral value (the feature is not implemented). */
+/** A field that must hold its neutral value (a feature this server does not offer). */
 function neutral(o: Record<string, unknown>, key: string, isNeutral: (v: unknown) => boolean, what: string): void {
   const v = o[key];
   if (v !== undefined && v !== null && !isNeutral(v)) throw invalid(key, `${key}: not supported by this server (${what}), got ${kind(v)}`);
