@@ -104,35 +104,37 @@ export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
     const a = op.Reshape(g, padded(a0), [B, C, Q, G, R]); // [B,C,Q,G,R]
     const Bm = op.Reshape(g, padded(inp.Bm), [B, C, Q, G, N]); // [B,C,Q,G,N]
     const Cm = op.Reshape(g, padded(inp.Cm), [B, C, Q, G, N]); // [B,C,Q,G,N]
-    const aT = op.Transpose(g, a, [0, 1, 3, 4, 2]); // [B,C,G,R,Q]
-    const Acs = op.CumSum(g, aT, -1); // [B,C,G,R,Q]  within-chunk cumulative decay
-    const Xh = op.Transpose(g, X, [0, 1, 3, 4, 2, 5]); // [B,C,G,R,Q,P]
-    const BmT = op.Transpose(g, Bm, [0, 1, 3, 4, 2]); // [B,C,G,N,Q]
-    const CmG = op.Transpose(g, Cm, [0, 1, 3, 2, 4]); // [B,C,G,Q,N]
+    // heads-major layout [B,G,R,C,…]: chunk states then come out in the order step 3 multiplies
+    // them in, so no state tensor is ever transposed
+    const aT = op.Transpose(g, a, [0, 3, 4, 1, 2]); // [B,G,R,C,Q]
+    const Acs = op.CumSum(g, aT, -1); // [B,G,R,C,Q]  within-chunk cumulative decay
+    const Xh = op.Transpose(g, X, [0, 3, 4, 1, 2, 5]); // [B,G,R,C,Q,P]
+    const BmT = op.Transpose(g, Bm, [0, 3, 1, 4, 2]); // [B,G,C,N,Q]
+    const CmG = op.Transpose(g, Cm, [0, 3, 1, 2, 4]); // [B,G,C,Q,N]
 
     // ---- 1. intra-chunk outputs (the diagonal blocks: masked attention within a chunk) ----
     const Yd = g.scope('diag', () => {
       // the causal mask goes on C·Bᵀ, once per group, not on the per-head decay matrix (R× fewer elements)
       const masks = triMasks(g, Q);
-      const E = ctx.tuning.segsum === 'diff' ? segsumExpDiff(g, Acs, masks, false) : segsumExp(g, aT, masks, false); // [B,C,G,R,Q,Q]  decay s→l (1 above the diagonal)
-      const CB = op.Unsqueeze(g, op.Mul(g, op.MatMul(g, CmG, BmT), masks.incl), [3]); // [B,C,G,1,Q,Q]  C_l·B_s, causal
-      return op.MatMul(g, op.Mul(g, CB, E), Xh); // [B,C,G,R,Q,P]
+      const E = ctx.tuning.segsum === 'diff' ? segsumExpDiff(g, Acs, masks, false) : segsumExp(g, aT, masks, false); // [B,G,R,C,Q,Q]  decay s→l (1 above the diagonal)
+      const CB = op.Unsqueeze(g, op.Mul(g, op.MatMul(g, CmG, BmT), masks.incl), [2]); // [B,G,1,C,Q,Q]  C_l·B_s, causal
+      return op.MatMul(g, op.Mul(g, CB, E), Xh); // [B,G,R,C,Q,P]
     });
 
     // ---- 2. each chunk's final state, assuming a zero initial state ----
-    const last = op.Slice(g, Acs, [Q - 1], [Q], [-1]); // [B,C,G,R,1]
+    const last = op.Slice(g, Acs, [Q - 1], [Q], [-1]); // [B,G,R,C,1]
     const Sc = g.scope('states', () => {
-      const decay = op.Exp(g, op.Sub(g, last, Acs)); // [B,C,G,R,Q]  (arguments ≤ 0)
-      const Xd = op.Mul(g, Xh, op.Unsqueeze(g, decay, [-1])); // [B,C,G,R,Q,P]
-      return op.MatMul(g, op.Unsqueeze(g, BmT, [3]), Xd); // [B,C,G,R,N,P]
+      const decay = op.Exp(g, op.Sub(g, last, Acs)); // [B,G,R,C,Q]  (arguments ≤ 0)
+      const Xd = op.Mul(g, Xh, op.Unsqueeze(g, decay, [-1])); // [B,G,R,C,Q,P]
+      return op.MatMul(g, op.Unsqueeze(g, BmT, [2]), Xd); // [B,G,R,C,N,P]
     });
 
     // ---- 3. inter-chunk recurrence: states entering each chunk, and the final state ----
     const { Sin, hT } = g.scope('chunk_scan', () => {
       const h0 = op.Transpose(g, op.Reshape(g, inp.h0, [B, G, R, P, N]), [0, 1, 2, 4, 3]); // [B,G,R,N,P]
-      const Scg = op.Reshape(g, op.Transpose(g, Sc, [0, 2, 3, 1, 4, 5]), [B, G, R, C, N * P]); // [B,G,R,C,N·P]
+      const Scg = op.Reshape(g, Sc, [B, G, R, C, N * P]); // [B,G,R,C,N·P]
       const Sall = op.Concat(g, [op.Reshape(g, h0, [B, G, R, 1, N * P]), Scg], 3); // [B,G,R,C+1,N·P]
-      const tot = op.Transpose(g, op.Squeeze(g, last, [-1]), [0, 2, 3, 1]); // [B,G,R,C]  chunk decays
+      const tot = op.Squeeze(g, last, [-1]); // [B,G,R,C]  chunk decays
       // pads written over every axis: ORT 1.30 WebGPU mis-reorders a Pad with `axes` when its transpose optimizer moves a Transpose past it
       const totP = op.Pad(g, tot, [0, 0, 0, 1, 0, 0, 0, 0], [0, 1, 2, 3]); // [B,G,R,C+1]
       const n = op.Shape(g, totP, 3, 4); // [1] C+1
@@ -142,19 +144,19 @@ export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
       const zero = g.constant('int64', [1], [0]);
       const SinG = op.SliceDyn(g, New, zero, nC, [3], [B, G, R, C, N * P]); // [B,G,R,C,N·P]
       const hLast = op.SliceDyn(g, New, nC, n, [3], [B, G, R, 1, N * P]); // [B,G,R,1,N·P]
-      const Sin = op.Transpose(g, op.Reshape(g, SinG, [B, G, R, C, N, P]), [0, 3, 1, 2, 4, 5]); // [B,C,G,R,N,P]
+      const Sin = op.Reshape(g, SinG, [B, G, R, C, N, P]); // [B,G,R,C,N,P]
       const hNP = op.Reshape(g, hLast, [B, H, N, P]); // [B,H,N,P]
       return { Sin, hT: op.Transpose(g, hNP, [0, 1, 3, 2]) }; // [B,H,P,N]
     });
 
     // ---- 4. contribution of the entering state to each position ----
     const Yo = g.scope('off', () => {
-      const CS = op.MatMul(g, op.Unsqueeze(g, CmG, [3]), Sin); // [B,C,G,R,Q,P]
-      return op.Mul(g, CS, op.Unsqueeze(g, op.Exp(g, Acs), [-1])); // [B,C,G,R,Q,P]
+      const CS = op.MatMul(g, op.Unsqueeze(g, CmG, [2]), Sin); // [B,G,R,C,Q,P]
+      return op.Mul(g, CS, op.Unsqueeze(g, op.Exp(g, Acs), [-1])); // [B,G,R,C,Q,P]
     });
 
-    // ---- assemble: [B,C,G,R,Q,P] → [B,Lp,H,P] → first L positions ----
-    const Y = op.Transpose(g, op.Add(g, Yd, Yo), [0, 1, 4, 2, 3, 5]); // [B,C,Q,G,R,P]
+    // ---- assemble: [B,G,R,C,Q,P] → [B,Lp,H,P] → first L positions ----
+    const Y = op.Transpose(g, op.Add(g, Yd, Yo), [0, 3, 4, 1, 2, 5]); // [B,C,Q,G,R,P]
     const Yp = op.Reshape(g, Y, [B, Lp, H, P]); // [B,Lp,H,P]
     const y = op.SliceDyn(g, Yp, g.constant('int64', [1], [0]), len, [1], [B, L, H, P]); // [B,L,H,P]
     return { y, hT };
