@@ -1,14 +1,14 @@
 /**
  * Where a call's time goes: ORT's profiler on one exported model, per op type (kernel time as ORT
  * records it) next to the wall time of session.run, on a chosen EP.
- *   npx tsx bench/profile.ts <model-dir> [--ep cpu|cuda|webgpu] [--L 1] [--runs 6]
+ *   npx tsx bench/profile.ts <model-dir> [--ep cpu|cuda|webgpu] [--L 1] [--runs 6] [--top 12]
  */
 import { execSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 
-const { positionals, values } = parseArgs({ allowPositionals: true, options: { ep: { type: 'string', default: 'cpu' }, L: { type: 'string', default: '1' }, runs: { type: 'string', default: '6' } } });
+const { positionals, values } = parseArgs({ allowPositionals: true, options: { ep: { type: 'string', default: 'cpu' }, L: { type: 'string', default: '1' }, runs: { type: 'string', default: '6' }, top: { type: 'string', default: '12' } } });
 const dir = positionals[0]!;
 const [L, runs] = [Number(values.L), Number(values.runs)];
 const ep = values.ep === 'webgpu' ? { name: 'webgpu', preferredLayout: 'NCHW' } : values.ep!;
@@ -48,5 +48,5 @@ for (const e of ev) {
 const n = runs + 1;
 walls.sort((a, b) => a - b);
 const lines = [`${dir} ep ${values.ep} L ${L}: wall ${walls[Math.floor(runs / 2)]!.toFixed(2)} ms/run (median), recorded node time ${(total / n / 1000).toFixed(2)} ms/run, ${nodes / n} nodes/run`];
-for (const [k, [d, c]] of [...byOp].sort((a, b) => b[1][0] - a[1][0]).slice(0, 12)) lines.push(`  ${k.padEnd(34)} ${(d / n / 1000).toFixed(3).padStart(9)} ms  ${(c / n).toFixed(0)} nodes`);
+for (const [k, [d, c]] of [...byOp].sort((a, b) => b[1][0] - a[1][0]).slice(0, Number(values.top))) lines.push(`  ${k.padEnd(34)} ${(d / n / 1000).toFixed(3).padStart(9)} ms  ${(c / n).toFixed(0)} nodes`);
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -22,6 +22,7 @@ interface ExportFlags {
   paths: 'both' | 'step' | 'sequence';
   segsum: 'stable' | 'diff';
   conv: 'conv' | 'shifted';
+  rmsnorm: 'ops' | 'fused';
   dtype: 'fp32' | 'fp16' | 'int8' | 'int4';
   blockSize?: number;
   accuracyLevel?: number;
@@ -49,6 +50,7 @@ export function registerExport(program: Command, io: CliIO): void {
     .option('--no-quantize-embedding', 'int8/int4: keep the embedding (and a tied head) in fp32')
     .addOption(program.createOption('--segsum <how>', "intra-chunk segment sums: 'stable' cumulative sums (exact) or 'diff' of cumulative sums (faster on GPUs, ≈|Acs|·2⁻²³ error in the exponent)").choices(['stable', 'diff']).default('stable'))
     .addOption(program.createOption('--conv <how>', "prefill conv: K 'shifted' products (no Conv node, no sequence transposes) or one grouped 'conv' node").choices(['shifted', 'conv']).default('shifted'))
+    .addOption(program.createOption('--rmsnorm <how>', "block RMSNorms in standard 'ops' or as ORT's 'fused' SimplifiedLayerNormalization (ORT only; fewer nodes on WebGPU)").choices(['ops', 'fused']).default('ops'))
     .addOption(program.createOption('--paths <which>', "'both': If on sequence == 1 (default); 'step' / 'sequence': one path only (for measurements)").choices(['both', 'step', 'sequence']).default('both'))
     .addOption(program.createOption('--logits <which>', "'last': logits of the last position only ([batch,1,V]; faster prefill, no per-position logits)").choices(['all', 'last']).default('all'))
     .addOption(program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'))
@@ -145,7 +147,7 @@ async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: s
       chunkSize: f.chunkSize,
       logits: f.logits,
       paths: f.paths,
-      tuning: { segsum: f.segsum, conv: f.conv },
+      tuning: { segsum: f.segsum, conv: f.conv, rmsnorm: f.rmsnorm },
       dtype: f.dtype,
       blockSize: f.blockSize,
       accuracyLevel: f.accuracyLevel as 0 | 1 | 2 | 3 | 4 | undefined,

@@ -22,6 +22,11 @@ export interface Tuning {
    * two sums of up to Q log-decays loses ≈ |Acs|·2⁻²³ in the exponent).
    */
   segsum?: 'stable' | 'diff';
+  /**
+   * 'ops' (default): RMSNorm in standard ops (Pow, ReduceMean, Add, Sqrt, Div, Mul); 'fused': ORT's
+   * SimplifiedLayerNormalization for the block norms (fewer nodes where ORT does not fuse: WebGPU).
+   */
+  rmsnorm?: 'ops' | 'fused';
   /** The prefill conv: K 'shifted' products (default) or one grouped 'conv' node (conv.ts). */
   conv?: 'conv' | 'shifted';
 }
@@ -148,9 +153,13 @@ export function rmsNormalize(g: GraphBuilder, x: Value, eps: number): Value {
   return op.Div(g, x, rms); // [...,D]
 }
 
-/** RMSNorm with weight w [D] (plain multiplier, no 1+w; spec §1.1). */
-export function rmsNorm(g: GraphBuilder, name: string, x: Value, w: Value, eps: number): Value {
-  return g.scope(name, () => op.Mul(g, rmsNormalize(g, x, eps), w));
+/**
+ * RMSNorm with weight w [D] (plain multiplier, no 1+w; spec §1.1). `fused`: one ORT
+ * SimplifiedLayerNormalization node (what ORT's CPU and CUDA optimizers fuse the standard-op form
+ * into; its WebGPU EP has the kernel but not the fusion).
+ */
+export function rmsNorm(g: GraphBuilder, name: string, x: Value, w: Value, eps: number, fused = false): Value {
+  return g.scope(name, () => (fused ? op.SimplifiedLayerNormalization(g, x, w, eps) : op.Mul(g, rmsNormalize(g, x, eps), w)));
 }
 
 /**

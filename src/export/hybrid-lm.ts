@@ -79,9 +79,9 @@ function block(ctx: Ctx, i: number, w: BlockWeights, x: Value, past: Value[], mo
   const { g, c } = ctx;
   return g.scope(`layers.${i}`, () => {
     const mix = (LAYERS[w.mixer.kind] as LayerBuilder<LayerKind>).mix;
-    const m = mix(ctx, w.mixer.w, rmsNorm(g, 'norm', x, w.norm, c.normEps), past, mode);
+    const m = mix(ctx, w.mixer.w, rmsNorm(g, 'norm', x, w.norm, c.normEps, ctx.tuning.rmsnorm === 'fused'), past, mode);
     let y = op.Add(g, x, m.y); // residual in fp32
-    if (w.mlp) y = op.Add(g, y, mlp(ctx, w.mlp, rmsNorm(g, 'norm2', y, w.mlp.norm, c.normEps)));
+    if (w.mlp) y = op.Add(g, y, mlp(ctx, w.mlp, rmsNorm(g, 'norm2', y, w.mlp.norm, c.normEps, ctx.tuning.rmsnorm === 'fused')));
     return { x: y, present: m.present };
   });
 }
@@ -99,7 +99,7 @@ function layersAndHead(ctx: Ctx, w: Weights, x0: Value, past: Value[][], mode: M
     out.push(...r.present);
   });
   if (lastOnly && !mode.step) x = op.Squeeze(g, op.Slice(g, x, [-1], [op.END], [1]), [1]); // [B,D]
-  const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', x, w.normF, c.normEps), w.lmHead); // [B,(L,)V]
+  const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', x, w.normF, c.normEps, ctx.tuning.rmsnorm === 'fused'), w.lmHead); // [B,(L,)V]
   return [logits.rank === 2 ? op.Unsqueeze(g, logits, [1]) : logits, ...out];
 }
 
@@ -120,7 +120,7 @@ export function buildHybridModel(c0: Mamba2Config, store: TensorStore, opts: Bui
   const w = declareModelWeights(g, c, store, plan, (d, i) => declareBlock(d, c, i));
   const h = embed(g, w.embedding, ids); // [B,L,D] float32
   const bl = op.Shape(g, ids); // [2] = [B,L]
-  const step = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c), w, op.Squeeze(sg, h, [1]), past, { step: true, form }, true);
+  const step = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, undefined, opts.tuning), w, op.Squeeze(sg, h, [1]), past, { step: true, form }, true);
   const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl, opts.tuning), w, h, past, { step: false, form }, opts.logits === 'last');
   let results: Value[];
   if (paths === 'both') {

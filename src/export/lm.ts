@@ -55,7 +55,7 @@ function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[
   for (let i = 0; i < c.nLayer; i++) {
     const lw = w.layers[i]!;
     const r = g.scope(`layers.${i}`, () => {
-      const m = mixer(ctx, lw, rmsNorm(g, 'norm', x, lw.norm, c.normEps), states[i]!);
+      const m = mixer(ctx, lw, rmsNorm(g, 'norm', x, lw.norm, c.normEps, ctx.tuning.rmsnorm === 'fused'), states[i]!);
       return { x: op.Add(g, x, m.y), state: m.state }; // residual in fp32
     });
     x = r.x;
@@ -64,10 +64,10 @@ function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[
   if (lastOnly) {
     // logits of the last position only: [B,L,D] → [B,D] → head → [B,1,V]
     const last = op.Squeeze(g, op.Slice(g, x, [-1], [op.END], [1]), [1]); // [B,D]
-    const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', last, w.normF, c.normEps), w.lmHead); // [B,V]
+    const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', last, w.normF, c.normEps, ctx.tuning.rmsnorm === 'fused'), w.lmHead); // [B,V]
     return [op.Unsqueeze(g, logits, [1]), ...out]; // [B,1,V]
   }
-  const y = rmsNorm(g, 'norm_f', x, w.normF, c.normEps);
+  const y = rmsNorm(g, 'norm_f', x, w.normF, c.normEps, ctx.tuning.rmsnorm === 'fused');
   const logits = linear(ctx, 'lm_head', y, w.lmHead);
   return [logits, ...out];
 }
@@ -95,7 +95,7 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   const shapes = io.outputs.map((o) => o.shape);
   const paths = opts.paths ?? 'both';
   const step = (sg: GraphBuilder) => {
-    const outs = layersAndHead(new Ctx(sg, c), w, op.Squeeze(sg, h, [1]), past, mamba2MixerStep); // [B,D]
+    const outs = layersAndHead(new Ctx(sg, c, undefined, opts.tuning), w, op.Squeeze(sg, h, [1]), past, mamba2MixerStep); // [B,D]
     return [op.Unsqueeze(sg, outs[0]!, [1]), ...outs.slice(1)]; // logits [B,1,V]
   };
   const seqMixer: Mixer = (ctx, lw, u, s) => mamba2Mixer(ctx, lw, u, s, form);

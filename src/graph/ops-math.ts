@@ -158,4 +158,19 @@ export function scalar(g: GraphBuilder, value: number, dtype: DType = 'float32')
   return g.constant(dtype, [], [value]);
 }
 
+/**
+ * ONNX Runtime's SimplifiedLayerNormalization (default domain, ORT-specific, since 1): RMS
+ * normalisation over the last axis times `scale`, statistics in float32.
+ */
+export function SimplifiedLayerNormalization(g: GraphBuilder, x: Value, scale: Value, epsilon: number): Value {
+  const name = g.nodeName('SimplifiedLayerNormalization');
+  if (scale.rank !== 1 || dimEquals(scale.shape[0]!, x.shape[x.rank - 1]!) === false) {
+    throw new ShapeError(name, scale.name, `[${String(x.shape[x.rank - 1])}] (the last dim of ${x.name})`, fmtShape(scale.shape));
+  }
+  return g.node('SimplifiedLayerNormalization', [x, scale], {
+    attrs: { axis: i(-1), epsilon: f(epsilon), stash_type: i(1) },
+    outputs: [{ dtype: x.dtype, shape: x.shape }],
+  })[0]!;
+}
+
 export const attr = { f, i };

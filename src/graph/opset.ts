@@ -68,6 +68,7 @@ export const OP_SCHEMAS: ReadonlyMap<string, OpSchema> = new Map<string, OpSchem
   ['Shape', onnx(21)],
   ['Sigmoid', onnx(13)],
   ['Sin', onnx(7)],
+  ['SimplifiedLayerNormalization', onnx(1)], // ORT-specific op in the default domain (see ops-math.ts)
   ['Size', onnx(21)],
   ['Slice', onnx(13)],
   ['Softmax', onnx(13)],
