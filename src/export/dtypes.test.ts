@@ -21,9 +21,9 @@ import { embed } from './blocks.js';
 import { openCheckpoint } from './checkpoint/index.js';
 import { compareModels, klDivergence } from './compare.js';
 import { loadConfig } from './config.js';
-import { type ExportMeta, exportModel } from './index.js';
+import { exportModel } from './index.js';
 import { buildMamba2Model } from './lm.js';
-import type { WeightDType } from './model-meta.js';
+import type { ModelMeta, WeightDType } from './model-meta.js';
 import { dequantizeBlockwise, float16Bits, type NBits, quantizeBlockwise, toFloat16 } from './quantize.js';
 
 const FIXTURES = resolve(import.meta.dirname, '../../test/fixtures');
@@ -229,7 +229,7 @@ for (const [fixture, blockSize] of [
 ] as const) {
   describe(`${fixture} exported in each dtype vs its fp32 export (block ${blockSize})`, () => {
     const dirs: Partial<Record<WeightDType, string>> = {};
-    const metas: Partial<Record<WeightDType, ExportMeta>> = {};
+    const metas: Partial<Record<WeightDType, ModelMeta>> = {};
     beforeAll(async () => {
       for (const dtype of ['fp32', 'fp16', 'int8', 'int4'] as const) {
         dirs[dtype] = join(tmp, `${fixture}-${dtype}`);

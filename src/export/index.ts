@@ -85,13 +85,11 @@ export interface ExportOptions {
 }
 
 export type { QuantizationMeta } from './model-meta.js';
-/** @deprecated use ModelMeta */
-export type ExportMeta = ModelMeta;
 
 export interface ExportResult {
   outDir: string;
   files: string[];
-  meta: ExportMeta;
+  meta: ModelMeta;
 }
 
 const DTYPES: readonly WeightDType[] = ['fp32', 'fp16', 'int8', 'int4'];
@@ -173,7 +171,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
         }
       }
     }
-    const meta: ExportMeta = {
+    const meta: ModelMeta = {
       format: 'mamba2-onnx',
       formatVersion: 1,
       source,
