@@ -19,6 +19,7 @@ import { loadConfig } from './config.js';
 import type { Mamba2Config } from './config-types.js';
 import { ioTable } from './io.js';
 import { buildMamba2Model } from './lm.js';
+import { hybridOf, layerKinds } from './hybrid-config.js';
 import type { Tuning } from './blocks.js';
 import { cleanStaleTemps } from './stale-temp.js';
 import { sequenceForm } from './forms.js';
@@ -191,7 +192,14 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
               blockSize: plan.blockSize,
               accuracyLevel: plan.accuracyLevel ?? 0,
               symmetric: false,
-              quantized: [...(plan.quantizeEmbedding ? ['embedding' as const] : []), 'in_proj', 'out_proj', 'lm_head'],
+              quantized: [
+                ...(plan.quantizeEmbedding ? ['embedding' as const] : []),
+                'in_proj',
+                'out_proj',
+                'lm_head',
+                ...(layerKinds(config).includes('attention') ? ['attention' as const] : []),
+                ...(hybridOf(config)?.mlp ? ['mlp' as const] : []),
+              ],
             },
           }
         : {}),

@@ -21,7 +21,7 @@ export interface QuantizationMeta {
   accuracyLevel: number;
   symmetric: false;
   /** Tensors stored quantized (roles); the rest are float32. */
-  quantized: ('embedding' | 'in_proj' | 'out_proj' | 'lm_head')[];
+  quantized: ('embedding' | 'in_proj' | 'out_proj' | 'lm_head' | 'attention' | 'mlp')[];
 }
 
 export interface ModelMeta {
