@@ -60,6 +60,20 @@ describe('openCheckpoint', () => {
     await c.store.close();
   });
 
+  it('opens sharded torch checkpoints (pytorch_model.bin.index.json) as the mamba_ssm format', async () => {
+    const d = await modelDir('torch-sharded', {
+      'pytorch_model.bin.index.json': JSON.stringify({ weight_map: { a: 'pytorch_model-00001-of-00002.bin', b: 'pytorch_model-00002-of-00002.bin' } }),
+    });
+    await writeTorchCheckpoint(join(d, 'pytorch_model-00001-of-00002.bin'), { tensors: [{ key: 'a', storage: '0', numel: 2, size: [2] }], storages: { '0': f32Bytes([5, 6]) } });
+    await writeTorchCheckpoint(join(d, 'pytorch_model-00002-of-00002.bin'), { tensors: [{ key: 'b', storage: '0', numel: 1, size: [1] }], storages: { '0': f32Bytes([7]) } });
+    const c = await openCheckpoint(d);
+    expect(c.format).toBe('mamba_ssm');
+    expect(c.store.keys()).toEqual(['a', 'b']);
+    expect(Array.from(await c.store.readFloat32('a'))).toEqual([5, 6]);
+    expect(Array.from(await c.store.readFloat32('b'))).toEqual([7]);
+    await c.store.close();
+  });
+
   it('prefers model.safetensors when several are present', async () => {
     const d = await modelDir('both', { 'model.safetensors': st(4), 'pytorch_model.bin': 'not read' });
     const c = await openCheckpoint(d);
@@ -68,11 +82,11 @@ describe('openCheckpoint', () => {
   });
 
   it('lists what it looked for when no weights are present', async () => {
-    const d = await modelDir('empty', { 'config.json': '{}', 'pytorch_model.bin.index.json': '{}' });
+    const d = await modelDir('empty', { 'config.json': '{}' });
     const err = await openCheckpoint(d).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CheckpointError);
     expect((err as Error).message).toMatch(
-      /no weights found: looked for model\.safetensors, model\.safetensors\.index\.json, pytorch_model\.bin \(found pytorch_model\.bin\.index\.json: sharded torch/,
+      /no weights found: looked for model\.safetensors, model\.safetensors\.index\.json, pytorch_model\.bin, pytorch_model\.bin\.index\.json/,
     );
     await expect(openCheckpoint(join(dir, 'missing'))).rejects.toThrow(/cannot open checkpoint directory/);
     await expect(openCheckpoint(join(d, 'config.json'))).rejects.toThrow(/expected a checkpoint directory, got a file/);

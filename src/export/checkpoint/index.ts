@@ -3,12 +3,14 @@
  *   model.safetensors                 → HF format, one file
  *   model.safetensors.index.json      → HF format, sharded
  *   pytorch_model.bin                 → mamba_ssm format (torch.save zip)
+ *   pytorch_model.bin.index.json      → mamba_ssm format, sharded
  * (config.json is read elsewhere.)
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError, type TensorStore } from './types.js';
 import { SAFETENSORS_INDEX_FILE, openSafetensors, openSafetensorsIndex } from './safetensors.js';
+import { openShardedIndex } from './sharded.js';
 import { openTorchCheckpoint } from './torch.js';
 
 export type CheckpointFormat = 'hf' | 'mamba_ssm';
@@ -24,6 +26,7 @@ const CANDIDATES: readonly { file: string; format: CheckpointFormat; open: (p: s
   { file: 'model.safetensors', format: 'hf', open: openSafetensors },
   { file: SAFETENSORS_INDEX_FILE, format: 'hf', open: openSafetensorsIndex },
   { file: 'pytorch_model.bin', format: 'mamba_ssm', open: openTorchCheckpoint },
+  { file: 'pytorch_model.bin.index.json', format: 'mamba_ssm', open: (p) => openShardedIndex(p, openTorchCheckpoint) },
 ];
 
 async function isFile(p: string): Promise<boolean> {
@@ -47,13 +50,11 @@ export async function openCheckpoint(dir: string): Promise<OpenedCheckpoint> {
     const weightsPath = join(dir, c.file);
     if (await isFile(weightsPath)) return { store: await c.open(weightsPath), format: c.format, weightsPath };
   }
-  const shardedTorch = (await isFile(join(dir, 'pytorch_model.bin.index.json')))
-    ? ' (found pytorch_model.bin.index.json: sharded torch checkpoints are not supported; convert them to safetensors)'
-    : '';
-  throw new CheckpointError(dir, `no weights found: looked for ${CANDIDATES.map((c) => c.file).join(', ')}${shardedTorch}`);
+  throw new CheckpointError(dir, `no weights found: looked for ${CANDIDATES.map((c) => c.file).join(', ')}`);
 }
 
 export { CheckpointError } from './types.js';
 export type { TensorStore, TensorInfo, CkptDType } from './types.js';
 export { openSafetensors, openSafetensorsIndex } from './safetensors.js';
 export { openTorchCheckpoint } from './torch.js';
+export { openShardedIndex } from './sharded.js';

@@ -6,16 +6,14 @@
  * Sharded checkpoints: `model.safetensors.index.json` with `weight_map: {key: shard file}`.
  * Ref: huggingface/safetensors `safetensors/src/tensor.rs` (`validate`).
  */
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openShardedIndex } from './sharded.js';
 import { CheckpointError, type TensorInfo, type TensorStore } from './types.js';
 import { CKPT_DTYPES, DTYPE_BYTES, elementCount, isCkptDType, readAsFloat32, readExact } from './tensor-bytes.js';
 
 /** Largest accepted JSON header (the limit of the reference implementation). */
 export const MAX_SAFETENSORS_HEADER_BYTES = 100_000_000;
-/** Largest accepted `model.safetensors.index.json`. */
-const MAX_INDEX_BYTES = 100_000_000;
-
 export const SAFETENSORS_INDEX_FILE = 'model.safetensors.index.json';
 
 interface Entry extends TensorInfo {
@@ -174,98 +172,8 @@ export async function openSafetensors(path: string): Promise<TensorStore & { rea
   }
 }
 
-/** Several stores seen as one; each key lives in exactly one part. */
-class ShardedStore implements TensorStore {
-  readonly kind = 'safetensors';
-  private readonly sorted: string[];
-
-  constructor(
-    readonly path: string,
-    private readonly owner: ReadonlyMap<string, TensorStore>,
-    private readonly parts: readonly TensorStore[],
-  ) {
-    this.sorted = [...owner.keys()].sort();
-  }
-
-  keys(): string[] {
-    return [...this.sorted];
-  }
-
-  info(key: string): TensorInfo | undefined {
-    return this.owner.get(key)?.info(key);
-  }
-
-  readFloat32(key: string): Promise<Float32Array> {
-    const part = this.owner.get(key);
-    if (!part) return Promise.reject(new CheckpointError(this.path, `no tensor '${key}' in any shard`));
-    return part.readFloat32(key);
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.parts.map((p) => p.close()));
-  }
-}
-
-/** Parse the index: `weight_map` of key → shard file name (a plain name inside the same directory). */
-async function readIndex(indexPath: string): Promise<Map<string, string>> {
-  let size: number;
-  try {
-    size = (await stat(indexPath)).size;
-  } catch (err) {
-    throw new CheckpointError(indexPath, `cannot open: ${(err as Error).message}`);
-  }
-  if (size > MAX_INDEX_BYTES) throw new CheckpointError(indexPath, `index is ${size} bytes, over the ${MAX_INDEX_BYTES}-byte limit`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readFile(indexPath, 'utf8'));
-  } catch (err) {
-    throw new CheckpointError(indexPath, `not valid JSON: ${(err as Error).message}`);
-  }
-  const weightMap = isRecord(parsed) ? parsed['weight_map'] : undefined;
-  if (!isRecord(weightMap)) throw new CheckpointError(indexPath, 'expected an object with a "weight_map" object');
-  const map = new Map<string, string>();
-  for (const [key, file] of Object.entries(weightMap)) {
-    if (typeof file !== 'string' || file === '' || file !== basename(file) || file === '.' || file === '..' || file.includes('\\')) {
-      throw new CheckpointError(indexPath, `weight_map['${key}'] must be a file name in the same directory, got ${JSON.stringify(file)}`);
-    }
-    map.set(key, file);
-  }
-  if (map.size === 0) throw new CheckpointError(indexPath, 'weight_map is empty');
-  return map;
-}
-
-/**
- * Open a sharded checkpoint from its directory (holding `model.safetensors.index.json`) or from the
- * index file's path. Every key of `weight_map` must be in the shard it names; a key found in two
- * shards is refused.
- */
+/** A sharded checkpoint: `model.safetensors.index.json` and its shards. */
 export async function openSafetensorsIndex(dirOrIndex: string): Promise<TensorStore> {
   const indexPath = dirOrIndex.endsWith('.json') ? dirOrIndex : join(dirOrIndex, SAFETENSORS_INDEX_FILE);
-  const dir = dirname(indexPath);
-  const weightMap = await readIndex(indexPath);
-  const files = [...new Set(weightMap.values())].sort();
-  const parts: TensorStore[] = [];
-  try {
-    for (const f of files) parts.push(await openSafetensors(join(dir, f)));
-    const owner = new Map<string, TensorStore>();
-    for (const [i, part] of parts.entries()) {
-      for (const key of part.keys()) {
-        const prev = owner.get(key);
-        if (prev) {
-          throw new CheckpointError(indexPath, `tensor '${key}' is in two shards: ${files[parts.indexOf(prev)]} and ${files[i]}`);
-        }
-        owner.set(key, part);
-      }
-    }
-    for (const [key, file] of weightMap) {
-      const part = owner.get(key);
-      if (!part || files[parts.indexOf(part)] !== file) {
-        throw new CheckpointError(indexPath, `weight_map says '${key}' is in ${file}, but ${part ? `it is in ${files[parts.indexOf(part)]}` : 'that file has no such tensor'}`);
-      }
-    }
-    return new ShardedStore(indexPath, owner, parts);
-  } catch (err) {
-    await Promise.all(parts.map((p) => p.close()));
-    throw err;
-  }
+  return openShardedIndex(indexPath, openSafetensors);
 }
