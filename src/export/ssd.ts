@@ -11,7 +11,9 @@
  *   2. chunk states:              S_c = Bᵀ · (X ∘ exp(Acs_last − Acs))
  *   3. inter-chunk recurrence:    S_in = exp(segsum(chunk decays)) · [h0; S_c]   quadratic in C
  *   4. state → output:            Y_off = (C · S_in) ∘ exp(Acs)
- * Internally states are [.., N, P] (so step 2 needs no transpose of X); the I/O state is [B,H,P,N].
+ * Layout: heads-major [B,G,R,C,…] from step 0 on, so the chunk states of step 2 come out in the
+ * order step 3 multiplies them in and are never transposed; states are [.., N, P] inside (step 2
+ * needs no transpose of X) and [B,H,P,N] at the I/O. Only X and Y are transposed, once each.
  */
 import type { GraphBuilder } from '../graph/builder.js';
 import * as op from '../graph/ops.js';
