@@ -217,16 +217,7 @@ def greedy(logits_of, prompt, real_vocab):
 
 # ---- HF Bamba ----
 
-def grouped_gated_norm(module, hidden_states, gate=None):
-    dtype = hidden_states.dtype
-    h = hidden_states.to(torch.float32)
-    if gate is not None:
-        h = h * F.silu(gate.to(torch.float32))
-    *lead, width = h.shape
-    gs = module.fixture_group_size
-    hg = h.view(*lead, width // gs, gs)
-    hg = hg * torch.rsqrt(hg.pow(2).mean(-1, keepdim=True) + module.variance_epsilon)
-    return module.weight * hg.view(*lead, width).to(dtype)
+from make_fixtures import grouped_gated_norm  # noqa: E402  (same directory: the grouped form, spec §6.2)
 
 
 def patch_gated_norm(model, n_groups):
