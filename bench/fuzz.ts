@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PyDict, unpickle, type PickleValue } from '../src/export/checkpoint/pickle.js';
 import { openSafetensors } from '../src/export/checkpoint/safetensors.js';
+import { concatBytes } from '../src/export/checkpoint/testing.js';
 import { torchStateDictPickle, writeTorchCheckpoint, type TorchTensorSpec } from '../src/export/checkpoint/testing-torch.js';
 import { openTorchCheckpoint } from '../src/export/checkpoint/torch.js';
 import { ZipReader } from '../src/export/checkpoint/zip.js';
@@ -147,15 +148,7 @@ export function mutateBytes(src: Uint8Array, rng: Rng, others: readonly Uint8Arr
   return b;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 /** Replaces a random number / string token of JSON text with an interesting one. */
 function mutateJsonText(text: string, rng: Rng): string {

@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { ep: { type: 'string', default: 'cpu' }, L: { type: 'string', default: '1' }, runs: { type: 'string', default: '6' }, top: { type: 'string', default: '12' } } });
 const dir = positionals[0]!;
 const [L, runs] = [Number(values.L), Number(values.runs)];
-const ep = values.ep === 'webgpu' ? { name: 'webgpu', preferredLayout: 'NCHW' } : values.ep!;
+const ep = values.ep!;
 const prefix = `/tmp/m2o-prof-${process.pid}`;
 const s = await ort.InferenceSession.create(`${dir}/model.onnx`, { executionProviders: [ep as ort.InferenceSession.ExecutionProviderConfig], enableProfiling: true, profileFilePrefix: prefix });
 const meta = JSON.parse(readFileSync(`${dir}/mamba2-onnx.json`, 'utf8')) as { io: { inputs: { name: string; role: string; shape: (number | string)[] }[] } };

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type AttrValue, type CaseFile, HARNESSES, type TensorCase } from './harness.js';
+import { mulberry32 } from '../src/runtime/sampling.js';
 
 /** Inputs: name → dims and value range [lo, hi) (values are rounded to 3 decimals, exact in JSON). */
 interface CaseSpec {
@@ -108,17 +109,7 @@ const SPECS: Record<string, CaseSpec[]> = {
   ],
 };
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32; // the runtime's sampler RNG: same seed, same cases
 
 /** Float32 values printed with enough digits to round-trip to the same float32. */
 const f32 = (v: number): number => Number(Math.fround(v).toPrecision(9));

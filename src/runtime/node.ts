@@ -53,7 +53,7 @@ export class NodeBackend implements Backend {
       const loc: Record<string, ort.OnnxValueDataLocation> = {};
       for (const name of device) loc[name] = 'gpu-buffer'; // names not listed stay on the CPU
       const options: ort.InferenceSession.SessionOptions = {
-        executionProviders: [epConfig(ep)],
+        executionProviders: [ep],
         logSeverityLevel: opts.logSeverityLevel ?? 3,
         ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
         ...(device.size > 0 ? { preferredOutputLocation: loc } : {}),
@@ -89,23 +89,12 @@ export class NodeBackend implements Backend {
     if (t.type !== 'float32' && t.type !== 'float16') throw new TypeError(`download: expected a float32 or float16 device tensor, got ${t.type}`);
     let copier = this.copiers.get(t.type);
     if (!copier) {
-      copier = ort.InferenceSession.create(copyModelBytes(t.type), { executionProviders: [epConfig('webgpu')], logSeverityLevel: 3 });
+      copier = ort.InferenceSession.create(copyModelBytes(t.type), { executionProviders: ['webgpu'], logSeverityLevel: 3 });
       this.copiers.set(t.type, copier);
     }
     const out = await (await copier).run({ [COPY_INPUT]: t as unknown as ort.Tensor });
     return out[COPY_OUTPUT]!.data as TensorData;
   }
-}
-
-/**
- * EP entry for one provider. WebGPU gets `preferredLayout: 'NCHW'`: its default NHWC layout
- * transform rewrites the Conv of the mixer and turns a Shape behind it into a Gather with a
- * rank-4 permutation, which fails at run time on the multi-token path (ORT 1.30:
- * "Gather … idx=3 must be within the inclusive range [-2,1]"). A Mamba graph has no 2-D
- * convolutions to gain from NHWC anyway.
- */
-function epConfig(ep: EpName): ort.InferenceSession.ExecutionProviderConfig {
-  return ep === 'webgpu' ? ({ name: 'webgpu', preferredLayout: 'NCHW' } as ort.InferenceSession.ExecutionProviderConfig) : ep;
 }
 
 let shared: NodeBackend | undefined;

@@ -115,8 +115,7 @@ export class WebBackend implements Backend {
       const loc: Record<string, ort.OnnxValueDataLocation> = {};
       for (const name of device) loc[name] = 'gpu-buffer';
       const options: ort.InferenceSession.SessionOptions = {
-        // NCHW: see epConfig in node.ts (the NHWC transform breaks the mixer's Conv → Shape → Gather).
-        executionProviders: [ortEp === 'webgpu' ? { name: 'webgpu', preferredLayout: 'NCHW' } : 'wasm'],
+        executionProviders: [ortEp === 'webgpu' ? 'webgpu' : 'wasm'],
         logSeverityLevel: opts.logSeverityLevel ?? 3,
         ...(this.externalData.length > 0 ? { externalData: this.externalData.map((f) => ({ path: f.path, data: f.data })) } : {}),
         ...(device.size > 0 ? { preferredOutputLocation: loc } : {}),

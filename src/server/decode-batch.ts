@@ -17,6 +17,7 @@ import type { Backend } from '../runtime/backend.js';
 import type { Mamba2Model } from '../runtime/model.js';
 import { hasGrowingState, Mamba2State, type StateSpec } from '../runtime/state.js';
 import type { StateRow } from './prefix-cache.js';
+import { RowSlots } from './row-slots.js';
 
 export type StateArray = Float32Array | Uint16Array;
 
@@ -88,78 +89,34 @@ export interface DecodeRows<T> {
   step(model: Mamba2Model, ids: number[][]): Promise<StepLogits>;
 }
 
-export class DecodeBatch<T> implements DecodeRows<T> {
+export class DecodeBatch<T> extends RowSlots<T> implements DecodeRows<T> {
   private readonly sizes: number[];
   /** Arrays with at least `slots.length` rows each (views of exactly that many are fed). */
   private arrays: StateArray[] = [];
-  private readonly slots: (T | undefined)[] = [];
-  private readonly index = new Map<T, number>();
   /** Rows copied by joins, leaves and compaction (for metrics). */
   rowsCopied = 0;
 
   constructor(private readonly specs: readonly StateSpec[]) {
+    super();
     this.sizes = specs.map(rowSize);
-  }
-
-  /** Rows fed to the model (holes included). */
-  get size(): number {
-    return this.slots.length;
-  }
-
-  /** Sequences in the batch. */
-  get live(): number {
-    return this.index.size;
-  }
-
-  get holes(): number {
-    return this.slots.length - this.index.size;
-  }
-
-  /** The sequences with their row, in row order. */
-  members(): { seq: T; row: number }[] {
-    const out: { seq: T; row: number }[] = [];
-    this.slots.forEach((seq, row) => seq !== undefined && out.push({ seq, row }));
-    return out;
-  }
-
-  has(seq: T): boolean {
-    return this.index.has(seq);
   }
 
   /** Sequences join with their batch-1 state rows (copied in; the caller may drop them). */
   add(joiners: readonly { seq: T; rows: readonly StateRow[] }[]): void {
-    let next = 0;
-    for (let h = 0; h < this.slots.length && next < joiners.length; h++) {
-      if (this.slots[h] !== undefined) continue;
-      const j = joiners[next++]!;
-      this.writeRow(h, j.rows);
-      this.slots[h] = j.seq;
-      this.index.set(j.seq, h);
-    }
-    const rest = joiners.slice(next);
-    if (rest.length === 0) return;
     const old = this.slots.length;
-    const total = old + rest.length;
-    this.arrays = this.specs.map((s, i) => {
-      const n = this.sizes[i]!;
-      const out = s.type === 'float16' ? new Uint16Array(n * total) : new Float32Array(n * total);
-      if (old > 0) out.set(this.arrays[i]!.subarray(0, old * n));
-      rest.forEach((j, r) => out.set(j.rows[i]!, (old + r) * n));
-      return out;
-    });
-    this.rowsCopied += total;
-    rest.forEach((j, r) => {
-      this.slots.push(j.seq);
-      this.index.set(j.seq, old + r);
-    });
-  }
-
-  /** The sequence leaves: its row becomes a hole (still fed until compact()). */
-  remove(seq: T): void {
-    const row = this.index.get(seq);
-    if (row === undefined) return;
-    this.index.delete(seq);
-    this.slots[row] = undefined;
+    const rows = this.seat(joiners.map((j) => j.seq));
+    const total = this.slots.length;
+    if (total > old) {
+      // grow every array once; the old rows move with it
+      this.arrays = this.specs.map((s, i) => {
+        const n = this.sizes[i]!;
+        const out = s.type === 'float16' ? new Uint16Array(n * total) : new Float32Array(n * total);
+        if (old > 0) out.set(this.arrays[i]!.subarray(0, old * n));
+        return out;
+      });
+      this.rowsCopied += old;
+    }
+    joiners.forEach((j, k) => this.writeRow(rows[k]!, j.rows));
   }
 
   /** Move the last live rows into the holes and shrink to the live rows. */
@@ -204,9 +161,7 @@ export class DecodeBatch<T> implements DecodeRows<T> {
 
   /** A copy of a sequence's rows (e.g. for the prefix cache). */
   rowsOf(seq: T): StateRow[] {
-    const row = this.index.get(seq);
-    if (row === undefined) throw new RangeError('DecodeBatch.rowsOf: the sequence is not in the batch');
-    return sliceRow(this.specs, this.arrays, row);
+    return sliceRow(this.specs, this.arrays, this.rowOf(seq, 'DecodeBatch.rowsOf'));
   }
 
   private writeRow(row: number, rows: readonly StateRow[]): void {

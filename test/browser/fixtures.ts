@@ -7,41 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportModel } from '../../src/export/index.js';
 import { Mamba2Model } from '../../src/runtime/model.js';
-
-/** GPT-2's bytes_to_unicode: the printable stand-in character of every byte. */
-function byteChars(): string[] {
-  const bs: number[] = [];
-  for (let i = 33; i <= 126; i++) bs.push(i);
-  for (let i = 161; i <= 172; i++) bs.push(i);
-  for (let i = 174; i <= 255; i++) bs.push(i);
-  const cs = bs.slice();
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n++);
-    }
-  }
-  const out: string[] = [];
-  bs.forEach((b, i) => (out[b] = String.fromCodePoint(cs[i]!)));
-  return out;
-}
-
-/** tokenizer.json of a byte-level BPE without merges: token id = byte value. */
-export function byteTokenizerJson(): object {
-  const vocab: Record<string, number> = {};
-  byteChars().forEach((c, b) => (vocab[c] = b));
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  return {
-    version: '1.0',
-    added_tokens: [],
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: byteLevel,
-    decoder: byteLevel,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
-  };
-}
+import { byteTokenizerJson } from '../../src/runtime/test-utils/tiny-tokenizers.js';
 
 export interface TinyPackage {
   /** The directory served as /models/. */

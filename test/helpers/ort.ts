@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelIR } from '../../src/graph/ir.js';
 import { saveModel } from '../../src/graph/serialize.js';
+import { mulberry32 } from '../../src/runtime/sampling.js';
 
 export type Feeds = Record<string, { data: Float32Array | BigInt64Array; dims: number[] }>;
 
@@ -26,17 +27,10 @@ export async function runIR(ir: ModelIR, feeds: Feeds): Promise<Record<string, {
   }
 }
 
-/** Deterministic uniform numbers in [lo, hi) (mulberry32). */
+/** Deterministic uniform numbers in [lo, hi) (the runtime's mulberry32). */
 export function rand(seed: number): (lo?: number, hi?: number) => number {
-  let a = seed >>> 0;
-  return (lo = -1, hi = 1) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    return lo + (hi - lo) * u;
-  };
+  const u = mulberry32(seed);
+  return (lo = -1, hi = 1) => lo + (hi - lo) * u();
 }
 
 export function randArray(n: number, r: (lo?: number, hi?: number) => number, lo = -1, hi = 1): Float32Array {

@@ -23,6 +23,21 @@ function bytesToUnicode(): Map<number, string> {
 
 const BYTE_LEVEL = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
 
+/** tokenizer.json of a byte-level BPE without merges: token id = byte value (256 ids, no specials). */
+export function byteTokenizerJson(): object {
+  const vocab: Record<string, number> = {};
+  for (const [b, c] of bytesToUnicode()) vocab[c] = b;
+  return {
+    version: '1.0',
+    added_tokens: [],
+    normalizer: null,
+    pre_tokenizer: BYTE_LEVEL,
+    post_processor: BYTE_LEVEL,
+    decoder: BYTE_LEVEL,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+  };
+}
+
 /** Byte-level BPE: `<|endoftext|>` = 0 (special), the 256 bytes = 1…256, then a few merges. */
 export function byteLevelBpe(): { json: object; config: object } {
   const b2u = bytesToUnicode();
