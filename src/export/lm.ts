@@ -1,28 +1,36 @@
 /**
- * The Mamba-2 language model graph (spec §1.1): embedding → NL × (x + Mixer(RMSNorm(x))) →
- * RMSNorm → lm_head. One graph serves every call: an If on sequence == 1 takes the recurrent
- * single-step path (no chunk machinery, no padding); otherwise the chunked SSD path runs. Both
- * branches read the same initializers, so the weights exist once.
+ * The language model graph (spec §1.1; HF `Mamba2ForCausalLM`, `BambaModel`): embedding → NL
+ * blocks → RMSNorm → lm_head. A per-layer plan: each layer kind (Mamba-2, or attention in hybrids)
+ * brings its weights, its states and its mixer, and every layer is the same block:
+ *
+ *   x ─ RMSNorm ─ mixer (LAYERS[kind]) ─ + ─┬─ [RMSNorm ─ MLP ─ +] ─ next layer     (MLP: mlp.ts)
+ *   └──────────────────────────────────────┘
+ *
+ * One graph serves every call: an If on sequence == 1 takes the single-step branch (the mixers'
+ * recurrent step forms: no chunk machinery, no padding; attention with one query); otherwise the
+ * sequence branch runs the SSD form. Both branches read the same initializers.
  *
  *   input_ids [B,L] ─ Gather ─ h [B,L,D] ─ If(L == 1) ─ then: step layers on [B,D] ─┐
- *                                                    └ else: chunked layers [B,L,D] ┴─ logits, present_*
+ *                                                    └ else: sequence layers [B,L,D] ┴─ logits, present_*
+ * The I/O is io.ts's table: per layer, in order, the states of its kind.
  */
 import { ModelBuilder } from '../graph/builder.js';
 import type { GraphBuilder } from '../graph/builder.js';
 import type { ModelIR } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
+import { MS_DOMAIN } from '../graph/opset.js';
 import type { Value } from '../graph/value.js';
+import { type AttentionWeights, attentionLayer, declareAttention } from './attention.js';
 import { B, Ctx, embed, L, linear, rmsNorm, type Tuning } from './blocks.js';
 import type { TensorStore } from './checkpoint/types.js';
 import type { Mamba2Config } from './config-types.js';
+import { type SequenceForm, sequenceForm } from './forms.js';
+import { hybridOf, layerKinds, type LayerKind } from './hybrid-config.js';
 import { IO_NAMES, ioTable } from './io.js';
-import { type LayerState, mamba2Mixer, mamba2MixerStep } from './mixer.js';
-import { declareWeights, FP32_PLAN, type LayerWeights, type ModelWeights, type WeightPlan } from './weights.js';
-import { sequenceForm } from './forms.js';
+import { mamba2Mixer, mamba2MixerStep } from './mixer.js';
+import { declareMlp, mlp, type MlpWeights } from './mlp.js';
 import type { SsdForm } from './model-meta.js';
-import { MS_DOMAIN } from '../graph/opset.js';
-import { hybridOf } from './hybrid-config.js';
-import { buildHybridModel } from './hybrid-lm.js';
+import { declareMambaLayer, declareModelWeights, type Declarer, FP32_PLAN, type LayerWeights, type WeightPlan } from './weights.js';
 
 export interface BuildOptions {
   /** Overrides the config's chunk size Q (the math does not depend on it). */
@@ -45,62 +53,106 @@ export interface BuildOptions {
   docString?: string;
 }
 
-type Mixer = (ctx: Ctx, w: LayerWeights, u: Value, s: LayerState) => { y: Value; state: LayerState };
+/** How the mixers run: the single step ([B,D]) or a sequence ([B,L,D]) through an SSD form. */
+interface Mode {
+  step: boolean;
+  form: SequenceForm;
+}
 
-/** Residual stack + final norm + head, shared by both branches; x is [B,L,D] or [B,D]. */
-function layersAndHead(ctx: Ctx, w: ModelWeights, x0: Value, states: LayerState[], mixer: Mixer, lastOnly = false): Value[] {
+type MixerWeights = { kind: 'mamba2'; w: LayerWeights } | { kind: 'attention'; w: AttentionWeights };
+
+/** One layer kind: its tensors (pre-norm included) and its mixer; `past`/present follow io.ts's order. */
+interface LayerBuilder<K extends LayerKind> {
+  declare(d: Declarer, c: Mamba2Config, i: number): { norm: Value; mixer: Extract<MixerWeights, { kind: K }> };
+  mix(ctx: Ctx, w: Extract<MixerWeights, { kind: K }>['w'], u: Value, past: Value[], mode: Mode): { y: Value; present: Value[] };
+}
+
+const LAYERS: { [K in LayerKind]: LayerBuilder<K> } = {
+  mamba2: {
+    declare: (d, c, i) => {
+      const w = declareMambaLayer(d, c, i);
+      return { norm: w.norm, mixer: { kind: 'mamba2', w } };
+    },
+    mix: (ctx, w, u, [conv, ssm], mode) => {
+      const s = { conv: conv!, ssm: ssm! };
+      const r = mode.step ? mamba2MixerStep(ctx, w, u, s) : mamba2Mixer(ctx, w, u, s, mode.form);
+      return { y: r.y, present: [r.state.conv, r.state.ssm] };
+    },
+  },
+  attention: {
+    declare: (d, c, i) => {
+      const { norm, attn } = declareAttention(d, c, i);
+      return { norm, mixer: { kind: 'attention', w: attn } };
+    },
+    mix: (ctx, w, u, [key, value, conv]) => attentionLayer(ctx, ctx.c, w, u, { key: key!, value: value!, conv }),
+  },
+};
+
+interface BlockWeights {
+  norm: Value;
+  mixer: MixerWeights;
+  mlp?: MlpWeights;
+}
+
+function declareBlock(d: Declarer, c: Mamba2Config, i: number): BlockWeights {
+  const kind = layerKinds(c)[i]!;
+  const { norm, mixer } = (LAYERS[kind] as LayerBuilder<LayerKind>).declare(d, c, i);
+  return { norm, mixer, mlp: declareMlp(d, c, i) };
+}
+
+/** Layer i: x + mixer(norm(x)), then + mlp(norm2(·)) when the model has MLPs. x is [B,L,D] or [B,D]. */
+function block(ctx: Ctx, i: number, w: BlockWeights, x: Value, past: Value[], mode: Mode): { x: Value; present: Value[] } {
+  const { g, c } = ctx;
+  return g.scope(`layers.${i}`, () => {
+    const mix = (LAYERS[w.mixer.kind] as LayerBuilder<LayerKind>).mix;
+    const m = mix(ctx, w.mixer.w, rmsNorm(g, 'norm', x, w.norm, c.normEps, ctx.tuning.rmsnorm === 'fused'), past, mode);
+    let y = op.Add(g, x, m.y); // residual in fp32
+    if (w.mlp) y = op.Add(g, y, mlp(ctx, w.mlp, rmsNorm(g, 'norm2', y, w.mlp.norm, c.normEps, ctx.tuning.rmsnorm === 'fused')));
+    return { x: y, present: m.present };
+  });
+}
+
+type Weights = ReturnType<typeof declareModelWeights<BlockWeights>>;
+
+/** Layers, final norm and head; returns logits then every layer's present states. */
+function layersAndHead(ctx: Ctx, w: Weights, x0: Value, past: Value[][], mode: Mode, lastOnly: boolean): Value[] {
   const { g, c } = ctx;
   let x = x0;
   const out: Value[] = [];
-  for (let i = 0; i < c.nLayer; i++) {
-    const lw = w.layers[i]!;
-    const r = g.scope(`layers.${i}`, () => {
-      const m = mixer(ctx, lw, rmsNorm(g, 'norm', x, lw.norm, c.normEps, ctx.tuning.rmsnorm === 'fused'), states[i]!);
-      return { x: op.Add(g, x, m.y), state: m.state }; // residual in fp32
-    });
+  w.layers.forEach((lw, i) => {
+    const r = block(ctx, i, lw, x, past[i]!, mode);
     x = r.x;
-    out.push(r.state.conv, r.state.ssm);
-  }
-  if (lastOnly) {
-    // logits of the last position only: [B,L,D] → [B,D] → head → [B,1,V]
-    const last = op.Squeeze(g, op.Slice(g, x, [-1], [op.END], [1]), [1]); // [B,D]
-    const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', last, w.normF, c.normEps, ctx.tuning.rmsnorm === 'fused'), w.lmHead); // [B,V]
-    return [op.Unsqueeze(g, logits, [1]), ...out]; // [B,1,V]
-  }
-  const y = rmsNorm(g, 'norm_f', x, w.normF, c.normEps, ctx.tuning.rmsnorm === 'fused');
-  const logits = linear(ctx, 'lm_head', y, w.lmHead);
-  return [logits, ...out];
+    out.push(...r.present);
+  });
+  if (lastOnly && !mode.step) x = op.Squeeze(g, op.Slice(g, x, [-1], [op.END], [1]), [1]); // [B,D]
+  const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', x, w.normF, c.normEps, ctx.tuning.rmsnorm === 'fused'), w.lmHead); // [B,(L,)V]
+  return [logits.rank === 2 ? op.Unsqueeze(g, logits, [1]) : logits, ...out];
 }
 
+/** The model graph of a Mamba-2 or hybrid checkpoint. */
 export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: BuildOptions = {}): ModelIR {
-  if (hybridOf(c0)) return buildHybridModel(c0, store, opts); // Mamba-2 + attention layers / MLPs: hybrid-lm.ts
   const c: Mamba2Config = opts.chunkSize ? { ...c0, chunkSize: opts.chunkSize } : c0;
   const form = sequenceForm(opts.ssd ?? 'chunked');
   const plan = opts.weights ?? FP32_PLAN;
   const quantized = plan.dtype === 'int8' || plan.dtype === 'int4';
   const opsets = { ...form.opsets, ...(quantized ? { [MS_DOMAIN]: 1 } : {}) };
-  const m = new ModelBuilder({ name: 'mamba2', opsets, producerVersion: opts.producerVersion, docString: opts.docString });
+  const m = new ModelBuilder({ name: hybridOf(c) ? 'mamba2-hybrid' : 'mamba2', opsets, producerVersion: opts.producerVersion, docString: opts.docString });
   const g = m.graph;
-  const io = ioTable(c, { lastLogits: opts.logits === 'last', stepOnly: opts.paths === 'step' });
+  const paths = opts.paths ?? 'both';
+  const io = ioTable(c, { lastLogits: opts.logits === 'last', stepOnly: paths === 'step' });
   const ids = g.input(IO_NAMES.inputIds, 'int64', io.inputs[0]!.shape); // [B,L]
-  const past: LayerState[] = [];
-  for (let i = 0; i < c.nLayer; i++) {
-    const [conv, ssm] = [io.inputs[1 + 2 * i]!, io.inputs[2 + 2 * i]!];
-    past.push({ conv: g.input(conv.name, conv.dtype, conv.shape), ssm: g.input(ssm.name, ssm.dtype, ssm.shape) });
-  }
-  const w = declareWeights(g, c, store, plan);
+  const past: Value[][] = Array.from({ length: c.nLayer }, () => []);
+  for (const e of io.inputs.slice(1)) past[e.layer!]!.push(g.input(e.name, e.dtype, e.shape));
+  const w = declareModelWeights(g, c, store, plan, (d, i) => declareBlock(d, c, i));
   const h = embed(g, w.embedding, ids); // [B,L,D] float32
   const bl = op.Shape(g, ids); // [2] = [B,L]
-  const isStep = () => op.Squeeze(g, op.Equal(g, op.Slice(g, bl, [1], [2], [0]), g.constant('int64', [1], [1])), [0]); // bool
-  const shapes = io.outputs.map((o) => o.shape);
-  const paths = opts.paths ?? 'both';
-  const step = (sg: GraphBuilder) => {
-    const outs = layersAndHead(new Ctx(sg, c, undefined, opts.tuning), w, op.Squeeze(sg, h, [1]), past, mamba2MixerStep); // [B,D]
-    return [op.Unsqueeze(sg, outs[0]!, [1]), ...outs.slice(1)]; // logits [B,1,V]
-  };
-  const seqMixer: Mixer = (ctx, lw, u, s) => mamba2Mixer(ctx, lw, u, s, form);
-  const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl, opts.tuning), w, h, past, seqMixer, opts.logits === 'last');
-  const results = paths === 'both' ? op.If(g, isStep(), shapes, step, sequence) : paths === 'step' ? step(g) : sequence(g);
+  const step = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, undefined, opts.tuning), w, op.Squeeze(sg, h, [1]), past, { step: true, form }, true);
+  const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl, opts.tuning), w, h, past, { step: false, form }, opts.logits === 'last');
+  let results: Value[];
+  if (paths === 'both') {
+    const isStep = op.Squeeze(g, op.Equal(g, op.Slice(g, bl, [1], [2], [0]), g.constant('int64', [1], [1])), [0]); // bool
+    results = op.If(g, isStep, io.outputs.map((o) => o.shape), step, sequence);
+  } else results = paths === 'step' ? step(g) : sequence(g);
   io.outputs.forEach((o, k) => g.output(results[k]!, o.name, o.shape));
   m.metadata['mamba2_onnx.config'] = JSON.stringify(c);
   return m.finish();

@@ -181,8 +181,3 @@ export function declareModelWeights<L>(g: GraphBuilder, c: Mamba2Config, store: 
   else if (bits && embedding.kind === 'dense') lmHead = d.proj(keys.embedding); // tied, embedding kept float32
   return { embedding, normF, lmHead, layers };
 }
-
-/** Declares every weight of a pure Mamba-2 model. */
-export function declareWeights(g: GraphBuilder, c: Mamba2Config, store: TensorStore, plan: WeightPlan = FP32_PLAN): ModelWeights {
-  return declareModelWeights(g, c, store, plan, (d, i) => declareMambaLayer(d, c, i));
-}
