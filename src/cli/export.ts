@@ -50,7 +50,7 @@ export function registerExport(program: Command, io: CliIO): void {
     .option('--no-quantize-embedding', 'int8/int4: keep the embedding (and a tied head) in fp32')
     .addOption(program.createOption('--segsum <how>', "intra-chunk segment sums: 'stable' cumulative sums (exact) or 'diff' of cumulative sums (faster on GPUs, ≈|Acs|·2⁻²³ error in the exponent)").choices(['stable', 'diff']).default('stable'))
     .addOption(program.createOption('--conv <how>', "prefill conv: K 'shifted' products (no Conv node, no sequence transposes) or one grouped 'conv' node").choices(['shifted', 'conv']).default('shifted'))
-    .addOption(program.createOption('--rmsnorm <how>', "block RMSNorms in standard 'ops' or as ORT's 'fused' SimplifiedLayerNormalization (ORT only; fewer nodes on WebGPU)").choices(['ops', 'fused']).default('ops'))
+    .addOption(program.createOption('--rmsnorm <how>', "RMSNorms as ORT's 'fused' SimplifiedLayerNormalization (fewer nodes on WebGPU) or in standard 'ops' (for runtimes other than ONNX Runtime)").choices(['ops', 'fused']).default('fused'))
     .addOption(program.createOption('--paths <which>', "'both': If on sequence == 1 (default); 'step' / 'sequence': one path only (for measurements)").choices(['both', 'step', 'sequence']).default('both'))
     .addOption(program.createOption('--logits <which>', "'last': logits of the last position only ([batch,1,V]; faster prefill, no per-position logits)").choices(['all', 'last']).default('all'))
     .addOption(program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'))

@@ -105,9 +105,9 @@ function block(ctx: Ctx, i: number, w: BlockWeights, x: Value, past: Value[], mo
   const { g, c } = ctx;
   return g.scope(`layers.${i}`, () => {
     const mix = (LAYERS[w.mixer.kind] as LayerBuilder<LayerKind>).mix;
-    const m = mix(ctx, w.mixer.w, rmsNorm(g, 'norm', x, w.norm, c.normEps, ctx.tuning.rmsnorm === 'fused'), past, mode);
+    const m = mix(ctx, w.mixer.w, rmsNorm(g, 'norm', x, w.norm, c.normEps, ctx.tuning.rmsnorm !== 'ops'), past, mode);
     let y = op.Add(g, x, m.y); // residual in fp32
-    if (w.mlp) y = op.Add(g, y, mlp(ctx, w.mlp, rmsNorm(g, 'norm2', y, w.mlp.norm, c.normEps, ctx.tuning.rmsnorm === 'fused')));
+    if (w.mlp) y = op.Add(g, y, mlp(ctx, w.mlp, rmsNorm(g, 'norm2', y, w.mlp.norm, c.normEps, ctx.tuning.rmsnorm !== 'ops')));
     return { x: y, present: m.present };
   });
 }
@@ -125,7 +125,7 @@ function layersAndHead(ctx: Ctx, w: Weights, x0: Value, past: Value[][], mode: M
     out.push(...r.present);
   });
   if (lastOnly && !mode.step) x = op.Squeeze(g, op.Slice(g, x, [-1], [op.END], [1]), [1]); // [B,D]
-  const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', x, w.normF, c.normEps, ctx.tuning.rmsnorm === 'fused'), w.lmHead); // [B,(L,)V]
+  const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', x, w.normF, c.normEps, ctx.tuning.rmsnorm !== 'ops'), w.lmHead); // [B,(L,)V]
   return [logits.rank === 2 ? op.Unsqueeze(g, logits, [1]) : logits, ...out];
 }
 

@@ -88,17 +88,18 @@ export function mamba2MixerStep(ctx: Ctx, w: LayerWeights, u: Value /* [B,D] */,
     const zxbcdt = linear(ctx, 'in_proj', u, w.inProj, w.inProjBias); // [B,F]
     const s = splitInProj(ctx, zxbcdt);
     const conv = causalConvStep(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,Cdim]
-    const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1);
-    const x3 = op.Reshape(g, x!, [B, H, P]); // [B,H,P]
+    const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1); // [B,DI] [B,G·N] [B,G·N]
+    const xCol = op.Reshape(g, x!, [B, H, P, 1]); // [B,H,P,1]
     const ssm = ssdStep(ctx, {
-      x: x3,
-      dt: dtPipeline(ctx, s.dt, w.dtBias), // [B,H]
-      A: decayRate(ctx, w.aLog), // [H]
-      Bm: op.Reshape(g, Bm!, [B, G, N]), // [B,G,N]
-      Cm: op.Reshape(g, Cm!, [B, G, N]), // [B,G,N]
+      x: xCol,
+      dt: op.Reshape(g, dtPipeline(ctx, s.dt, w.dtBias), [B, H, 1, 1]), // [B,H,1,1]
+      A: op.Reshape(g, decayRate(ctx, w.aLog), [H, 1, 1]), // [H,1,1]   weights only: folded by ORT
+      Bm: Bm!,
+      Cm: Cm!,
       h0: state.ssm, // [B,H,P,N]
     });
-    const yD = op.Add(g, ssm.y, op.Mul(g, x3, skipWeight(ctx, w.D))); // [B,H,P]
+    const Dcol = op.Reshape(g, w.D, [H, c.dHasHdim ? P : 1, 1]); // [H,P|1,1]
+    const yD = op.Add(g, ssm.y, op.Mul(g, xCol, Dcol)); // [B,H,P,1]
     const y = finish(ctx, w, op.Reshape(g, yD, [B, c.dSsm]), s); // [B,D]
     return { y, state: { conv: conv.state, ssm: ssm.hT } };
   });

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ModelBuilder } from '../graph/builder.js';
+import * as op from '../graph/ops.js';
 import { aFromALog, causalConv as refConv } from '../reference/blocks.js';
 import { ssdSequential } from '../reference/ssd.js';
 import { maxDiff, rand, randArray, runIR } from '../../test/helpers/ort.js';
@@ -111,8 +112,9 @@ describe('ssdStep = one step of the recurrence', () => {
       Cm: g.input('Cm', 'float32', [B, gr, N]),
       h0: g.input('h0', 'float32', [B, h, P, N]),
     };
-    const out = ssdStep(new Ctx(g, c), ins);
-    g.output(out.y, 'y');
+    const col = (v: typeof ins.x, shape: (number | string)[]) => op.Reshape(g, v, shape);
+    const out = ssdStep(new Ctx(g, c), { ...ins, x: col(ins.x, [B, h, P, 1]), dt: col(ins.dt, [B, h, 1, 1]), A: col(ins.A, [h, 1, 1]) });
+    g.output(col(out.y, [B, h, P]), 'y');
     g.output(out.hT, 'hT');
     const r = rand(7);
     const xs = randArray(b * h * P, r);

@@ -166,24 +166,39 @@ export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
 }
 
 /**
- * One token (spec §3.2 steps 4–6): h' = h·exp(dt·A) + (dt·x) ⊗ B;  y = h'·C. The state keeps its
- * I/O layout [B,H,P,N] (no reshape of the big tensor); B and C go to heads by broadcasting (G = 1)
- * or by expanding the small [B,G,N] tensors (G > 1).
+ * One token (spec §3.2 steps 4–6): h' = h·exp(dt·A) + (dt·x) ⊗ B;  y = h'·C. Everything is laid
+ * out as columns of the state's I/O layout [B,H,P,N] (x [B,H,P,1], dt [B,H,1,1], B [B,H|1,1,N],
+ * C [B,H|1,N,1]), so each operand is one Reshape away from the in_proj split and broadcasting does
+ * the rest: no Unsqueeze/Squeeze, no reshape of the big state. B and C reach the heads by
+ * broadcasting (G = 1) or by expanding the small [B,G,N] tensors (G > 1; spec §6.1).
  */
-export function ssdStep(ctx: Ctx, inp: { x: Value /* [B,H,P] */; dt: Value /* [B,H] */; A: Value; Bm: Value /* [B,G,N] */; Cm: Value /* [B,G,N] */; h0: Value /* [B,H,P,N] */ }): SsdOut {
+export function ssdStep(
+  ctx: Ctx,
+  inp: {
+    x: Value; // [B,H,P,1]
+    dt: Value; // [B,H,1,1]
+    A: Value; // [H,1,1]
+    Bm: Value; // [B,G·N] or [B,G,N]
+    Cm: Value; // [B,G·N] or [B,G,N]
+    h0: Value; // [B,H,P,N]
+  },
+): SsdOut {
   const { g, c } = ctx;
   const [H, N, G] = [c.nHeads, c.dState, c.nGroups];
   const R = H / G;
-  /** [B,G,N] → [B,H or 1,N]: head h reads group h / R (repeat_interleave, spec §6.1). */
-  const toHeads = (v: Value): Value => (G === 1 ? v : op.Reshape(g, op.Expand(g, op.Unsqueeze(g, v, [2]), [B, G, R, N]), [B, H, N]));
+  /** Group vectors as a row [B,H|1,1,N] or a column [B,H|1,N,1]: head h reads group h / R. */
+  const toHeads = (v: Value, row: boolean): Value => {
+    if (G === 1) return op.Reshape(g, v, row ? [B, 1, 1, N] : [B, 1, N, 1]); // [B,1,1,N] | [B,1,N,1]
+    const one = op.Reshape(g, v, row ? [B, G, 1, 1, N] : [B, G, 1, N, 1]); // [B,G,1,·,·]
+    const all = op.Expand(g, one, row ? [B, G, R, 1, N] : [B, G, R, N, 1]); // [B,G,R,·,·]
+    return op.Reshape(g, all, row ? [B, H, 1, N] : [B, H, N, 1]); // [B,H,·,·]
+  };
   return g.scope('ssd', () => {
-    const dA = op.Unsqueeze(g, op.Exp(g, op.Mul(g, inp.dt, inp.A)), [2, 3]); // [B,H,1,1]
-    const X = op.Unsqueeze(g, op.Mul(g, inp.x, op.Unsqueeze(g, inp.dt, [-1])), [3]); // [B,H,P,1]
-    const Bh = op.Unsqueeze(g, toHeads(inp.Bm), [2]); // [B,H|1,1,N]
-    const h1 = op.Add(g, op.Mul(g, inp.h0, dA), op.Mul(g, X, Bh)); // [B,H,P,N]
-    const Ch = op.Unsqueeze(g, toHeads(inp.Cm), [3]); // [B,H|1,N,1]
-    const y = op.Squeeze(g, op.MatMul(g, h1, Ch), [3]); // [B,H,P]
-    return { y, hT: h1 }; // hT [B,H,P,N]
+    const dA = op.Exp(g, op.Mul(g, inp.dt, inp.A)); // [B,H,1,1]   decay of this step
+    const X = op.Mul(g, inp.x, inp.dt); // [B,H,P,1]              dt·x
+    const h1 = op.Add(g, op.Mul(g, inp.h0, dA), op.Mul(g, X, toHeads(inp.Bm, true))); // [B,H,P,N]
+    const y = op.MatMul(g, h1, toHeads(inp.Cm, false)); // [B,H,P,1]
+    return { y, hT: h1 }; // y [B,H,P,1]  hT [B,H,P,N]
   });
 }
 
