@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { EP_NAMES, Mamba2Model, type EpName, type GenerateOptions, type GenerateResult } from '../runtime/index.js';
+import { EP_NAMES, Mamba2Model, type EpName, type GenerateOptions, type MemoryPolicy, type GenerateResult } from '../runtime/index.js';
 import { type CliIO, UsageError } from './errors.js';
 import { floatFlag, intFlag, listFlag } from './flags.js';
 import { locateModel } from './model-dir.js';
@@ -25,6 +25,7 @@ interface GenerateFlags {
   stopIds: number[];
   prefillWindow?: number;
   ep: EpName[];
+  memory: MemoryPolicy;
   json?: boolean;
 }
 
@@ -45,7 +46,7 @@ function renderStats(r: GenerateResult, ep: EpName): string {
 export async function runGenerate(modelArg: string, flags: GenerateFlags, io: CliIO): Promise<GenerateResult> {
   if ((flags.prompt === undefined) === (flags.ids === undefined)) throw new UsageError('give exactly one of --prompt or --ids', 'generate');
   const loc = await locateModel(modelArg, 'model-dir');
-  const model = await Mamba2Model.load(loc.dir, { ep: flags.ep });
+  const model = await Mamba2Model.load(loc.dir, { ep: flags.ep, memory: flags.memory });
   try {
     for (const f of model.fallbacks) io.err(`note: ep ${f.ep} not used (${f.reason}); running on ${model.ep}\n`);
     const prompt: string | number[] = flags.prompt ?? flags.ids!;
@@ -105,6 +106,7 @@ export function registerGenerate(program: Command, io: CliIO): void {
     .option('--stop-ids <list>', 'stop token ids, e.g. 0,2', idList, [] as number[])
     .option('--prefill-window <N>', 'prefill long prompts in windows of N tokens', intFlag(1))
     .option('--ep <list>', `execution providers to try in order (${EP_NAMES.join(', ')})`, listFlag(EP_NAMES), ['cpu'] as EpName[])
+    .addOption(program.createOption('--memory <policy>', "CPU host memory: 'fast' (prepacked GEMM weights, activation arena) or 'lean' (weights read in place from the mapped file, no arena: ≈ weights + a fixed overhead, slower prefill)").choices(['fast', 'lean']).default('fast'))
     .option('--json', 'print one JSON object: output_ids, text, prefill_tok_s, decode_tok_s')
     .action(async (modelDir: string, flags: GenerateFlags) => {
       await runGenerate(modelDir, flags, io);

@@ -7,7 +7,7 @@
  */
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { EP_NAMES, Mamba2Model, type EpName } from '../runtime/index.js';
+import { EP_NAMES, Mamba2Model, type EpName, type MemoryPolicy } from '../runtime/index.js';
 import { startServer } from '../server/index.js';
 import { UsageError, type CliIO } from './errors.js';
 import { intFlag, listFlag } from './flags.js';
@@ -20,6 +20,7 @@ interface ServeFlags {
   modelName?: string;
   ep: EpName[];
   threads?: number;
+  memory: MemoryPolicy;
   maxBatch: number;
   maxQueue: number;
   maxPromptTokens: number;
@@ -46,6 +47,7 @@ export function registerServe(program: Command, io: CliIO): void {
     .option('--model-name <id>', 'model id clients send and see in /v1/models (default: the directory name)')
     .option('--ep <list>', `execution providers to try in order (${EP_NAMES.join(', ')})`, listFlag(EP_NAMES), ['cpu'] as EpName[])
     .option('--threads <n>', 'CPU EP intra-op threads (default: ORT picks)', intFlag(1, 1024))
+    .addOption(program.createOption('--memory <policy>', "CPU host memory: 'lean' (weights read in place from the mapped file, no arena: RSS ≈ weights + a fixed overhead + states) or 'fast' (prepacked GEMM weights, a second copy, and an activation arena)").choices(['fast', 'lean']).default('lean'))
     .option('--max-batch <n>', 'sequences decoded together (slots)', intFlag(1, 1024), 32)
     .option('--max-queue <n>', 'requests waiting for a slot before 429', intFlag(0, 1_000_000), 64)
     .option('--max-prompt-tokens <n>', 'longest prompt accepted', intFlag(1), 8192)
@@ -65,7 +67,7 @@ export function registerServe(program: Command, io: CliIO): void {
       }
       const modelName = flags.modelName ?? (basename(resolve(loc.dir)).replace(/[^\w.:/@+-]/g, '_') || 'mamba2');
       const server = await startServer(
-        () => Mamba2Model.load(loc.dir, { ep: flags.ep, deviceState: false, ...(flags.threads !== undefined ? { intraOpNumThreads: flags.threads } : {}) }),
+        () => Mamba2Model.load(loc.dir, { ep: flags.ep, deviceState: false, memory: flags.memory, ...(flags.threads !== undefined ? { intraOpNumThreads: flags.threads } : {}) }),
         {
           host: flags.host,
           port: flags.port,

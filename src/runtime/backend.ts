@@ -47,7 +47,18 @@ export interface SessionCreateOptions {
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Intra-op threads for the CPU EP (0 = ORT's default). */
   intraOpNumThreads?: number;
+  /**
+   * Host memory policy of the CPU EP. 'fast' (default): ORT prepacks the GEMM weights (a second,
+   * anonymous copy of them) and keeps activations in a growing arena. 'lean': no prepacking (the
+   * weights are read in place from the memory-mapped external data file) and no arena (activations
+   * are freed after each run): resident memory ≈ weights + a fixed overhead, at the cost of prefill
+   * speed (decode is unaffected; BENCHMARKS.md). GPU EPs ignore it.
+   */
+  memory?: MemoryPolicy;
 }
+
+export type MemoryPolicy = 'fast' | 'lean';
+export const MEMORY_POLICIES: readonly MemoryPolicy[] = ['fast', 'lean'];
 
 /** Why an EP earlier in the list was not used. */
 export interface EpFallback {
@@ -137,6 +148,12 @@ export function summarizeOrtError(err: unknown): string {
  * Parse an EP list such as `'webgpu,cpu'` or `['cuda', 'cpu']`. Unknown names are a RangeError
  * naming the argument and the valid values.
  */
+/** Validates a memory policy from a caller (opts.memory). */
+export function checkMemoryPolicy(value: unknown, argName = 'opts.memory'): MemoryPolicy {
+  if (typeof value === 'string' && (MEMORY_POLICIES as readonly string[]).includes(value)) return value as MemoryPolicy;
+  throw new RangeError(`${argName}: expected ${MEMORY_POLICIES.map((m) => `'${m}'`).join(' or ')}, got ${describe(value)}`);
+}
+
 export function parseEpList(value: unknown, argName = 'ep'): EpName[] {
   let parts: unknown[];
   if (typeof value === 'string') parts = value.split(',').map((s) => s.trim());

@@ -14,6 +14,8 @@ export {
   EpUnavailableError,
   SessionCreateError,
   parseEpList,
+  MEMORY_POLICIES,
+  type MemoryPolicy,
   type Backend,
   type BackendSession,
   type EpName,

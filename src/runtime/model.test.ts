@@ -143,6 +143,17 @@ describe('Mamba2Model on the CPU EP', () => {
     expect((await m.generate([1], { maxNewTokens: 0 })).outputIds).toEqual([]);
   });
 
+  it("memory: 'lean' (no prepacking, no arena) computes the same logits", async () => {
+    const lean = await Mamba2Model.load(plain, { ep: 'cpu', memory: 'lean' });
+    const ids = [1, 4, 2, 0, 3, 1, 2];
+    const a = await lean.forward([ids]);
+    const b = await m.forward([ids]);
+    close(a.logits.at(0, -1), b.logits.at(0, -1), 1e-6);
+    close((await lean.forward([[3]], a.state)).logits.at(0), (await m.forward([[3]], b.state)).logits.at(0), 1e-6);
+    await lean.release();
+    await expect(Mamba2Model.load(plain, { ep: 'cpu', memory: 'small' as 'lean' })).rejects.toThrow(/opts\.memory: expected 'fast' or 'lean', got/);
+  });
+
   it('generateBatch: unequal prompts give the same tokens as one at a time', async () => {
     const prompts = [[1], [2, 3, 4], [0, 1]];
     const batch = await m.generateBatch(prompts, { maxNewTokens: 6, minNewTokens: 6 });

@@ -9,7 +9,7 @@
 import type { Mamba2Config } from '../export/config-types.js';
 import { IO_NAMES } from '../export/io.js';
 import type { ModelMeta } from '../export/model-meta.js';
-import { describe, parseEpList, type Backend, type BackendSession, type EpFallback, type EpName, type RtTensor } from './backend.js';
+import { checkMemoryPolicy, describe, parseEpList, type Backend, type MemoryPolicy, type BackendSession, type EpFallback, type EpName, type RtTensor } from './backend.js';
 import { generateRows, type GenerateResult, type StreamChunk } from './generate.js';
 import type { GenerateOptions } from './options.js';
 import { deserializeState, serializeState } from './state-io.js';
@@ -23,6 +23,8 @@ export interface LoadOptions {
   deviceState?: boolean;
   /** CPU EP threads (default: ORT's choice). */
   intraOpNumThreads?: number;
+  /** CPU EP host memory: 'fast' (default) or 'lean' (≈ weights + fixed overhead, slower prefill; see SessionCreateOptions.memory). */
+  memory?: MemoryPolicy;
   /** ORT log severity 0–4 (default 3: errors). */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Another backend (e.g. onnxruntime-web); default onnxruntime-node. */
@@ -95,6 +97,7 @@ export class Mamba2Model {
       deviceOutputs,
       ...(opts.logSeverityLevel !== undefined ? { logSeverityLevel: opts.logSeverityLevel } : {}),
       ...(opts.intraOpNumThreads !== undefined ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+      ...(opts.memory !== undefined ? { memory: checkMemoryPolicy(opts.memory) } : {}),
     });
     try {
       return new Mamba2Model(backend, session, opts.meta, opts.tokenizer);

@@ -57,6 +57,7 @@ export class NodeBackend implements Backend {
         logSeverityLevel: opts.logSeverityLevel ?? 3,
         ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
         ...(device.size > 0 ? { preferredOutputLocation: loc } : {}),
+        ...(opts.memory === 'lean' && ep === 'cpu' ? { enableCpuMemArena: false, extra: { session: { disable_prepacking: '1' } } } : {}),
       };
       try {
         const session =
