@@ -3,11 +3,14 @@
 # bench/node-overhead.ts), the leaner step and the fused RMSNorm against standard-op norms, prefill
 # of the current default layout, and the SSD-vs-attention crossover (bench/crossover.ts).
 #   usage (on the GPU machine, after `source .gpu-kit/enter.sh cuda`; needs `npm run bundle`):
-#     bash bench/gpu-decode.sh OUTDIR
+#     bash bench/gpu-decode.sh OUTDIR [main] [crossover]   (default: both; each fits one 10-minute call)
 set -uo pipefail
-out=${1:?usage: gpu-decode.sh OUTDIR}
+out=${1:?usage: gpu-decode.sh OUTDIR [main] [crossover]}
+shift; parts=${*:-main crossover}
+want() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
 cli="node dist/cli.mjs"
+if want main; then
 exp() { $cli export --preset mamba2-130m --random-weights --seed 1 --logits last --force "$@" >/dev/null || echo "export failed: $*"; }
 exp --out /tmp/d-fused
 exp --rmsnorm ops --out /tmp/d-ops
@@ -24,7 +27,10 @@ echo "== bench"
 timeout 330 $cli bench /tmp/d-fused /tmp/d-ops /tmp/d-fp16 /tmp/d-diff --ep cuda,webgpu --lengths 512,2048,8192 --runs 3 --decode 64 --json \
   > "$out/bench.json" 2> "$out/bench.err"
 echo "bench rc=$?"
+fi
+if want crossover; then
 echo "== crossover"
-timeout 300 node dist/bench/crossover.mjs --ep cuda --lengths 2048,4096,8192,16384 --json "$out/crossover.jsonl" \
+timeout 420 node dist/bench/crossover.mjs --ep cuda --check --lengths 2048,4096,8192,16384 --json "$out/crossover.jsonl" \
   > "$out/crossover.md" 2> "$out/crossover.err"
 echo "crossover rc=$?"
+fi
