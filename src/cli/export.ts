@@ -23,6 +23,7 @@ interface ExportFlags {
   segsum: 'stable' | 'diff';
   conv: 'conv' | 'shifted';
   rmsnorm: 'ops' | 'fused';
+  step: 'ops' | 'contrib';
   dtype: 'fp32' | 'fp16' | 'int8' | 'int4';
   blockSize?: number;
   accuracyLevel?: number;
@@ -51,6 +52,7 @@ export function registerExport(program: Command, io: CliIO): void {
     .addOption(program.createOption('--segsum <how>', "intra-chunk segment sums: 'stable' cumulative sums (exact) or 'diff' of cumulative sums (faster on GPUs, ≈|Acs|·2⁻²³ error in the exponent)").choices(['stable', 'diff']).default('stable'))
     .addOption(program.createOption('--conv <how>', "prefill conv: K 'shifted' products (no Conv node, no sequence transposes) or one grouped 'conv' node").choices(['shifted', 'conv']).default('shifted'))
     .addOption(program.createOption('--rmsnorm <how>', "RMSNorms as ORT's 'fused' SimplifiedLayerNormalization (fewer nodes on WebGPU) or in standard 'ops' (for runtimes other than ONNX Runtime)").choices(['ops', 'fused']).default('fused'))
+    .addOption(program.createOption('--step <how>', "the one-token SSD update: standard 'ops' or 'contrib' (ORT's LinearAttention in the state's layout: one pass over the state instead of four)").choices(['ops', 'contrib']).default('ops'))
     .addOption(program.createOption('--paths <which>', "'both': If on sequence == 1 (default); 'step' / 'sequence': one path only (for measurements)").choices(['both', 'step', 'sequence']).default('both'))
     .addOption(program.createOption('--logits <which>', "'last': logits of the last position only ([batch,1,V]; faster prefill, no per-position logits)").choices(['all', 'last']).default('all'))
     .addOption(program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'))
@@ -147,7 +149,7 @@ async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: s
       chunkSize: f.chunkSize,
       logits: f.logits,
       paths: f.paths,
-      tuning: { segsum: f.segsum, conv: f.conv, rmsnorm: f.rmsnorm },
+      tuning: { segsum: f.segsum, conv: f.conv, rmsnorm: f.rmsnorm, step: f.step },
       dtype: f.dtype,
       blockSize: f.blockSize,
       accuracyLevel: f.accuracyLevel as 0 | 1 | 2 | 3 | 4 | undefined,

@@ -31,6 +31,11 @@ export interface Tuning {
   rmsnorm?: 'ops' | 'fused';
   /** The prefill conv: K 'shifted' products (default) or one grouped 'conv' node (conv.ts). */
   conv?: 'conv' | 'shifted';
+  /**
+   * The single-token SSD update: standard 'ops' (default) or 'contrib': ORT's LinearAttention in the
+   * state's own layout (one pass over the state instead of four; ssd-contrib.ts).
+   */
+  step?: 'ops' | 'contrib';
 }
 
 /** What graph code needs besides the builder: the config and, for [B,L,·] tensors, [B,L] as a tensor. */

@@ -10,6 +10,7 @@ import { B, type Ctx, gatedRmsNorm, L, linear, silu } from './blocks.js';
 import { causalConvStep } from './conv.js';
 import type { SequenceForm } from './forms.js';
 import { ssdStep } from './ssd.js';
+import { ssdStepContrib } from './ssd-contrib.js';
 import type { LayerWeights } from './weights.js';
 
 export interface LayerState {
@@ -90,7 +91,7 @@ export function mamba2MixerStep(ctx: Ctx, w: LayerWeights, u: Value /* [B,D] */,
     const conv = causalConvStep(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,Cdim]
     const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1); // [B,DI] [B,G·N] [B,G·N]
     const xCol = op.Reshape(g, x!, [B, H, P, 1]); // [B,H,P,1]
-    const ssm = ssdStep(ctx, {
+    const ssm = (ctx.tuning.step === 'contrib' ? ssdStepContrib : ssdStep)(ctx, {
       x: xCol,
       dt: op.Reshape(g, dtPipeline(ctx, s.dt, w.dtBias), [B, H, 1, 1]), // [B,H,1,1]
       A: op.Reshape(g, decayRate(ctx, w.aLog), [H, 1, 1]), // [H,1,1]   weights only: folded by ORT

@@ -45,3 +45,30 @@ export function convContrib(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /
     return { y: op.Transpose(g, r.y, [0, 2, 1]), state: r.state }; // y [B,L,Cdim]
   });
 }
+
+/**
+ * One token through LinearAttention, in the state's own layout: with d_k = P and d_v = N the gated
+ * rule S' = exp(g)·S + k ⊗ v is exactly h' = exp(dt·A)·h + (dt·x) ⊗ B on h [B,H,P,N], so the state
+ * is read and written once by one kernel (the standard-op step makes four passes over it: h·dA,
+ * x ⊗ B, their sum, the readout). The op's own readout qᵀS is over P, not N, so it is unused (q = k)
+ * and y = h'·C is one MatMul.
+ *
+ *   dt·x [B,1,H·P] = k = q ─┐
+ *   B per head [B,1,H·N] = v ─┼─ LinearAttention ── h' [B,H,P,N] ─ MatMul(C [B,H|1,N,1]) ─ y [B,H,P,1]
+ *   dt·A [B,1,H] = decay, h ─┘
+ */
+export function ssdStepContrib(ctx: Ctx, inp: { x: Value; dt: Value; A: Value; Bm: Value; Cm: Value; h0: Value }): SsdOut {
+  const { g, c } = ctx;
+  const [H, P, N, G] = [c.nHeads, c.headDim, c.dState, c.nGroups];
+  const R = H / G;
+  return g.scope('ssd', () => {
+    const k = op.Reshape(g, op.Mul(g, inp.x, inp.dt), [B, 1, H * P]); // [B,1,H·P]   dt·x
+    const decay = op.Reshape(g, op.Mul(g, inp.dt, inp.A), [B, 1, H]); // [B,1,H]   log-decay
+    const Bg = op.Reshape(g, inp.Bm, [B, G, 1, N]); // [B,G,1,N]
+    const v = op.Reshape(g, op.Expand(g, Bg, [B, G, R, N]), [B, 1, H * N]); // [B,1,H·N]  head h reads group h / R
+    const la = LinearAttention(g, k, k, v, inp.h0, decay, { updateRule: 'gated', qNumHeads: H, kvNumHeads: H, scale: 1 });
+    const Cg = op.Reshape(g, inp.Cm, G === 1 ? [B, 1, N, 1] : [B, G, 1, N, 1]); // [B,1,N,1] | [B,G,1,N,1]
+    const Ch = G === 1 ? Cg : op.Reshape(g, op.Expand(g, Cg, [B, G, R, N, 1]), [B, H, N, 1]); // [B,H|1,N,1]
+    return { y: op.MatMul(g, la.state, Ch), hT: la.state }; // y [B,H,P,1]  hT [B,H,P,N]
+  });
+}

@@ -32,6 +32,7 @@ describe('tuning variants equal the default export', async () => {
     ['segsum diff', { tuning: { segsum: 'diff' } }],
     ['conv node', { tuning: { conv: 'conv' } }],
     ['standard-op rmsnorm', { tuning: { rmsnorm: 'ops' } }],
+    ['LinearAttention step', { tuning: { step: 'contrib' } }],
     ['chunk size 4', { chunkSize: 4 }],
   ];
   for (const [name, o] of variants) {
