@@ -9,7 +9,7 @@
 import { basename } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { EP_NAMES, Mamba2Model, type EpName } from '../runtime/index.js';
+import { EP_NAMES, Mamba2Model, type EpName, type Mamba2State } from '../runtime/index.js';
 import { type CliIO, UsageError } from './errors.js';
 import { intFlag, listFlag } from './flags.js';
 import { table } from './format.js';
@@ -70,10 +70,11 @@ export async function benchModel(dir: string, ep: EpName, o: BenchOptions): Prom
     const rates: number[] = [];
     for (let k = 0; k < Math.max(1, Math.min(o.runs, 3)); k++) {
       let state = (await model.forward([ids(16, vocab)])).state;
+      let spare: Mamba2State | undefined; // as the generation loop: the state of two steps ago receives the next one
       let tok = 1;
       const step = async () => {
-        const r = await model.forward([[tok]], state);
-        state.dispose();
+        const r = await model.forward([[tok]], state, spare ? { into: spare } : {});
+        spare = state;
         state = r.state;
         tok = (tok * 31 + 7) % vocab;
       };
@@ -82,6 +83,7 @@ export async function benchModel(dir: string, ep: EpName, o: BenchOptions): Prom
         for (let i = 0; i < o.decodeTokens; i++) await step();
       });
       state.dispose();
+      spare?.dispose();
       rates.push((o.decodeTokens * 1000) / ms);
     }
     return { model: dir, ep: model.ep, ssd: meta.ssdForm, dtype: meta.weightDType, prefill, decode: median(rates) };

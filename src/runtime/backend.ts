@@ -75,8 +75,14 @@ export interface BackendSession {
   readonly outputs: readonly ValueInfo[];
   /** Outputs that come back as device tensors (subset of `deviceOutputs` the EP honoured). */
   readonly deviceOutputs: ReadonlySet<string>;
-  /** Run with all outputs fetched. Tensors fed in are not disposed. */
-  run(feeds: Record<string, RtTensor>): Promise<Record<string, RtTensor>>;
+  /**
+   * Run with all outputs fetched. Tensors fed in are not disposed. `into` names host tensors that
+   * receive outputs in place (ORT writes them; no output allocation or copy); honoured only when
+   * `writesInto` is true, otherwise ignored.
+   */
+  run(feeds: Record<string, RtTensor>, into?: Record<string, RtTensor>): Promise<Record<string, RtTensor>>;
+  /** Whether run() writes outputs into the host tensors given in `into`. */
+  readonly writesInto: boolean;
   release(): Promise<void>;
 }
 

@@ -125,7 +125,8 @@ export async function* generateRows(
   }));
 
   /** Rows decoded together through one state (one group, unless a hybrid has prompts of unequal length). */
-  let groups: { rows: number[]; state: Mamba2State }[] = [];
+  /** `spare`: the group's previous state, whose buffers the next step's state is written into. */
+  let groups: { rows: number[]; state: Mamba2State; spare?: Mamba2State }[] = [];
   const release = (s: Mamba2State | undefined): void => {
     if (s && s !== o.state) s.dispose();
   };
@@ -205,8 +206,10 @@ export async function* generateRows(
       for (const gr of groups) {
         if (gr.rows.every((b) => rows[b]!.finish !== undefined)) continue; // a finished group stops
         // Finished rows keep feeding their last token; their results are ignored.
-        const f = await model.forward(gr.rows.map((b) => [rows[b]!.out[rows[b]!.out.length - 1]!]), gr.state);
-        release(gr.state);
+        const spare = gr.spare;
+        gr.spare = undefined;
+        const f = await model.forward(gr.rows.map((b) => [rows[b]!.out[rows[b]!.out.length - 1]!]), gr.state, spare ? { into: spare } : {});
+        if (gr.state !== o.state) gr.spare = gr.state; // the caller's own state is never written into
         gr.state = f.state;
         gr.rows.forEach((b, j) => (last[b] = f.logits.at(j, -1).slice()));
       }
@@ -227,6 +230,9 @@ export async function* generateRows(
       seed,
     }));
   } finally {
-    for (const gr of groups) release(gr.state);
+    for (const gr of groups) {
+      release(gr.state);
+      gr.spare?.dispose();
+    }
   }
 }

@@ -143,6 +143,26 @@ describe('Mamba2Model on the CPU EP', () => {
     expect((await m.generate([1], { maxNewTokens: 0 })).outputIds).toEqual([]);
   });
 
+  it('forward into a spare state writes the new state into its buffers, with the same results', async () => {
+    const a = await m.forward([[1, 4, 2]]);
+    const b = await m.forward([[3]], a.state); // b.state will be the spare
+    const spareBufs = b.state.tensors.map((t) => t.data);
+    const want = await m.forward([[0]], a.state);
+    const got = await m.forward([[0]], a.state, { into: b.state });
+    expect(b.state.disposed).toBe(true); // consumed
+    close(got.logits.at(0, -1), want.logits.at(0, -1), 0);
+    got.state.tensors.forEach((t, i) => {
+      expect(t.data).toBe(spareBufs[i]); // written in place, no new allocation
+      close(t.data as Float32Array, want.state.tensors[i]!.data as Float32Array, 0);
+    });
+    // a spare that does not fit (other batch) is just disposed
+    const two = await m.forward([[1], [2]]);
+    const r = await m.forward([[5]], a.state, { into: two.state });
+    expect(two.state.disposed).toBe(true);
+    close(r.logits.at(0, -1), (await m.forward([[5]], a.state)).logits.at(0, -1), 0);
+    await expect(m.forward([[5]], a.state, { into: a.state })).rejects.toThrow(/opts\.into: expected a Mamba2State other than `state`, got the same state/);
+  });
+
   it("memory: 'lean' (no prepacking, no arena) computes the same logits", async () => {
     const lean = await Mamba2Model.load(plain, { ep: 'cpu', memory: 'lean' });
     const ids = [1, 4, 2, 0, 3, 1, 2];
@@ -313,6 +333,14 @@ describe.skipIf(webgpu instanceof Error)('Mamba2Model on the WebGPU EP (device-r
     expect((await g.generate([1, 2], { maxNewTokens: 8 })).outputIds).toEqual((await cpu.generate([1, 2], { maxNewTokens: 8 })).outputIds);
     const restored = g.loadState(await g.saveState(r.state));
     close((await g.forward([[2]], restored)).logits.at(0), (await g.forward([[2]], r.state)).logits.at(0), 0);
+    // a host state given as `into` is not written when the outputs stay on the device
+    const hostSpare = g.loadState(await g.saveState(r.state));
+    const viaSpare = await g.forward([[3]], r.state, { into: hostSpare });
+    expect(hostSpare.disposed).toBe(true);
+    expect(viaSpare.state.onDevice).toBe(true);
+    const h1 = await viaSpare.state.toHost();
+    const h2 = await (await g.forward([[3]], r.state)).state.toHost();
+    h1.tensors.forEach((t, i) => close(t.data, h2.tensors[i]!.data, 0));
     await cpu.release();
   });
 });

@@ -152,26 +152,49 @@ export class Mamba2Model {
   /**
    * Run the graph on `ids` continuing `state` (a fresh state when absent). Returns all positions'
    * logits and the new state; `state` itself is not changed or disposed.
+   *
+   * `opts.into`: a state the caller gives up (it is consumed: disposed, or its host buffers receive
+   * the new state in place, which saves allocating and copying the state out of every decode step;
+   * the generation loop passes the state of two steps ago). Never `state` itself.
    */
-  async forward(ids: ForwardIds, state?: Mamba2State): Promise<ForwardResult> {
+  async forward(ids: ForwardIds, state?: Mamba2State, opts: { into?: Mamba2State } = {}): Promise<ForwardResult> {
     const { data, dims } = this.idsTensor(ids);
     const [B] = dims;
     if (state !== undefined) this.checkState(state, B, 'state');
+    if (opts.into !== undefined && (!(opts.into instanceof Mamba2State) || opts.into === state)) {
+      throw new TypeError(`opts.into: expected a Mamba2State other than \`state\`, got ${opts.into === state ? 'the same state' : describe(opts.into)}`);
+    }
     const own = state === undefined ? this.zeroState(B) : undefined;
     const s = state ?? own!;
     try {
       return await this.exclusive(async () => {
         const feeds: Record<string, RtTensor> = { [IO_NAMES.inputIds]: this.backend.tensor('int64', data, dims) };
         s.tensors.forEach((t, i) => (feeds[this.specs[i]!.input] = t));
-        const out = await this.session.run(feeds);
+        const target = this.writableInto(opts.into, s);
+        const out = await this.session.run(feeds, target ? Object.fromEntries(this.specs.map((sp, i) => [sp.output, target[i]!])) : undefined);
         const logitsT = out[IO_NAMES.logits]!;
         const logits = (await this.backend.download(logitsT)) as Float32Array;
-        const next = new Mamba2State(this.backend, this.specs, B, this.specs.map((sp) => out[sp.output]!));
+        // with a target, ORT wrote the state into its buffers (onnxruntime-node also returns copies: unused)
+        const next = new Mamba2State(this.backend, this.specs, B, target ?? this.specs.map((sp) => out[sp.output]!));
         return { logits: new Logits(logits, [B, logitsT.dims[1]!, logitsT.dims[2]!]), state: next };
       });
     } finally {
       own?.dispose();
+      opts.into?.dispose(); // consumed either way (a no-op once surrendered)
     }
+  }
+
+  /**
+   * The host tensors of `into` when the session can write the new state into them: same batch and
+   * shapes as `s` (states that do not grow), all on the host, outputs returned to the host (not kept
+   * on the device), and a backend that writes in place.
+   */
+  private writableInto(into: Mamba2State | undefined, s: Mamba2State): readonly RtTensor[] | undefined {
+    if (!into || into.disposed || !this.session.writesInto || this.hasKvCache || into.batch !== s.batch) return undefined;
+    if (this.specs.some((sp) => this.session.deviceOutputs.has(sp.output))) return undefined; // outputs stay on the device
+    const src = s.tensors;
+    const ok = into.tensors.every((t, i) => t.location === 'cpu' && t.type === src[i]!.type && t.dims.length === src[i]!.dims.length && t.dims.every((d, k) => d === src[i]!.dims[k]));
+    return ok ? into.surrender() : undefined;
   }
 
   /** Generate from one prompt (text or token ids). */

@@ -62,7 +62,7 @@ export class NodeBackend implements Backend {
       try {
         const session =
           typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
-        return new OrtSession(session, ep, tried, device, ort.Tensor, 'onnxruntime-node');
+        return new OrtSession(session, ep, tried, device, ort.Tensor, 'onnxruntime-node', true);
       } catch (e) {
         const reason = summarizeOrtError(e);
         const raw = e instanceof Error ? e.message : String(e);

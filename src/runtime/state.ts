@@ -166,6 +166,16 @@ export class Mamba2State {
     return { batch: this.batch, tensors };
   }
 
+  /**
+   * Give the tensors up without freeing them (they become another state's storage): this state
+   * reads as disposed afterwards. Throws when already disposed.
+   */
+  surrender(): readonly RtTensor[] {
+    const v = this.tensors;
+    this.disposedFlag = true;
+    return v;
+  }
+
   /** Free the tensors (device memory on WebGPU). Safe to call twice. */
   dispose(): void {
     if (this.disposedFlag) return;
