@@ -2,7 +2,7 @@
  * Aggregate decode throughput of `mamba2-onnx serve` at 1, 4, 16, 32 concurrent streams.
  *
  *   npx mamba2-onnx export --preset mamba2-130m --random-weights --out /tmp/m130
- *   npx tsx bench/serve-bench.ts /tmp/m130 [--streams 1,4,16,32] [--tokens 48] [--prompt 16] [--threads N] [--json]
+ *   npx tsx bench/serve-bench.ts /tmp/m130 [--streams 1,4,16,32] [--tokens 48] [--prompt 16] [--threads N] [--memory fast|lean] [--json]
  *
  * The server runs as a child process on loopback. Per level, every stream gets its own prompt
  * (greedy, max_tokens = --tokens). "decode tok/s" counts tokens that arrived while all streams were
@@ -77,12 +77,12 @@ function summarise(streams: number, results: StreamResult[], t0: number, ceiling
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const dir = args.get('_');
-  if (!dir) throw new Error('usage: tsx bench/serve-bench.ts <model-dir> [--streams 1,4,16,32] [--tokens 48] [--prompt 16] [--vocab 50277] [--threads N] [--json]');
+  if (!dir) throw new Error('usage: tsx bench/serve-bench.ts <model-dir> [--streams 1,4,16,32] [--tokens 48] [--prompt 16] [--vocab 50277] [--threads N] [--memory fast|lean] [--json]');
   const levels = (args.get('streams') ?? '1,4,16,32').split(',').map(Number);
   const tokens = Number(args.get('tokens') ?? 48);
   const promptLen = Number(args.get('prompt') ?? 16);
   const threads = args.has('threads') ? Number(args.get('threads')) : undefined;
-  const extra = threads !== undefined ? ['--threads', String(threads)] : [];
+  const extra = [...(threads !== undefined ? ['--threads', String(threads)] : []), ...(args.has('memory') ? ['--memory', args.get('memory')!] : [])];
   const ceiling = await modelCeiling(dir, levels, threads);
   const server = await startServe(dir, ['--max-batch', String(Math.max(...levels)), '--cache-mb', '0', ...extra]);
   const vocab = Number(args.get('vocab') ?? 50277); // mamba2-130m's real vocab
