@@ -7,8 +7,10 @@
  *     where the runtime keeps it (host tensors on cpu/cuda: onnxruntime-node returns CUDA outputs
  *     to the host; 'gpu-buffer' on webgpu, fed back the next call).
  * Then floor(tok/s) = 1000 / (nodes per step · µs/node / 1000 + state ms) for the step's node count.
+ *  3. what one element-wise pass costs at prefill size (the in_proj output of L = 2048 tokens,
+ *     [2048, 3352] fp32, 27 MB): the same chains on that tensor, ms per pass and GB/s (read + write).
  *
- *   npx tsx bench/node-overhead.ts [--ep cpu|cuda|webgpu] [--nodes 942] [--runs 20] [--json FILE]
+ *   npx tsx bench/node-overhead.ts [--ep cpu|cuda|webgpu] [--nodes 942] [--runs 20] [--big 2048x3352] [--json FILE]
  */
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: '942' },
     runs: { type: 'string', default: '20' },
     json: { type: 'string' },
+    big: { type: 'string', default: '2048x3352' },
   },
 });
 const ep = values.ep!;
@@ -42,18 +45,18 @@ async function session(build: (m: ModelBuilder) => void, opts: ort.InferenceSess
   return { s, dir };
 }
 
-/** Median ms of one run of a chain of n element-wise nodes on x [1,D]. */
-async function chain(n: number): Promise<number> {
+/** Median ms of one run of a chain of n element-wise nodes on x [rows,cols] (default [1,D]). */
+async function chain(n: number, rows = 1, cols = D): Promise<number> {
   const { s, dir } = await session((m) => {
     const g = m.graph;
-    let x = g.input('x', 'float32', [1, D]); // [1,D]
+    let x = g.input('x', 'float32', [rows, cols]); // [rows,cols]
     const a = g.constant('float32', [], [1.0001]);
     const b = g.constant('float32', [], [0.0001]);
-    for (let i = 0; i < n; i++) x = i % 2 === 0 ? op.Mul(g, x, a) : op.Add(g, x, b); // [1,D]
+    for (let i = 0; i < n; i++) x = i % 2 === 0 ? op.Mul(g, x, a) : op.Add(g, x, b); // [rows,cols]
     g.output(x, 'y');
   }, {});
   try {
-    const feeds = { x: new ort.Tensor('float32', new Float32Array(D).fill(1), [1, D]) };
+    const feeds = { x: new ort.Tensor('float32', new Float32Array(rows * cols).fill(1), [rows, cols]) };
     for (let w = 0; w < 3; w++) await s.run(feeds);
     const t: number[] = [];
     for (let r = 0; r < runs; r++) {
@@ -108,9 +111,13 @@ const usPerNode = ((ms[2]! - ms[0]!) / (lengths[2]! - lengths[0]!)) * 1000;
 process.stderr.write(`state round trip on ${ep}\n`);
 const stateMs = await stateCall();
 const floorMs = (stepNodes * usPerNode) / 1000 + stateMs;
-const row = { ep, runMs1: ms[0], runMs250: ms[1], runMs1000: ms[2], usPerNode, stateMs, stepNodes, floorTokPerS: 1000 / floorMs };
+const [bigRows, bigCols] = values.big!.split('x').map(Number) as [number, number];
+process.stderr.write(`element-wise passes on [${bigRows},${bigCols}] on ${ep}\n`);
+const passMs = ((await chain(9, bigRows, bigCols)) - (await chain(1, bigRows, bigCols))) / 8;
+const passGBs = (2 * 4 * bigRows * bigCols) / passMs / 1e6;
+const row = { ep, runMs1: ms[0], runMs250: ms[1], runMs1000: ms[2], usPerNode, stateMs, stepNodes, floorTokPerS: 1000 / floorMs, big: [bigRows, bigCols], passMs, passGBs };
 process.stdout.write(
-  `| ep | one-node run | µs per extra node | state call (18.9 MB) | nodes per step | decode floor |\n|---|---:|---:|---:|---:|---:|\n` +
-    `| ${ep} | ${ms[0]!.toFixed(3)} ms | ${usPerNode.toFixed(2)} | ${stateMs.toFixed(2)} ms | ${stepNodes} | ${row.floorTokPerS.toFixed(0)} tok/s |\n`,
+  `| ep | one-node run | µs per extra node | state call (18.9 MB) | nodes per step | decode floor | pass over [${bigRows},${bigCols}] |\n|---|---:|---:|---:|---:|---:|---:|\n` +
+    `| ${ep} | ${ms[0]!.toFixed(3)} ms | ${usPerNode.toFixed(2)} | ${stateMs.toFixed(2)} ms | ${stepNodes} | ${row.floorTokPerS.toFixed(0)} tok/s | ${passMs.toFixed(3)} ms (${passGBs.toFixed(0)} GB/s) |\n`,
 );
 if (values.json) appendFileSync(values.json, `${JSON.stringify(row)}\n`);
