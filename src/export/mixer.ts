@@ -10,7 +10,7 @@ import { B, type Ctx, gatedRmsNorm, L, linear, silu } from './blocks.js';
 import { causalConvStep } from './conv.js';
 import type { SequenceForm } from './forms.js';
 import { ssdStep } from './ssd.js';
-import { ssdStepContrib } from './ssd-contrib.js';
+import { causalConvStepContrib, ssdStepContrib } from './ssd-contrib.js';
 import type { LayerWeights } from './weights.js';
 
 export interface LayerState {
@@ -88,7 +88,7 @@ export function mamba2MixerStep(ctx: Ctx, w: LayerWeights, u: Value /* [B,D] */,
   return g.scope('mixer', () => {
     const zxbcdt = linear(ctx, 'in_proj', u, w.inProj, w.inProjBias); // [B,F]
     const s = splitInProj(ctx, zxbcdt);
-    const conv = causalConvStep(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,Cdim]
+    const conv = (ctx.tuning.step === 'contrib' ? causalConvStepContrib : causalConvStep)(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,Cdim]
     const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1); // [B,DI] [B,G·N] [B,G·N]
     const xCol = op.Reshape(g, x!, [B, H, P, 1]); // [B,H,P,1]
     const ssm = (ctx.tuning.step === 'contrib' ? ssdStepContrib : ssdStep)(ctx, {

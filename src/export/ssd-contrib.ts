@@ -72,3 +72,13 @@ export function ssdStepContrib(ctx: Ctx, inp: { x: Value; dt: Value; A: Value; B
     return { y: op.MatMul(g, la.state, Ch), hT: la.state }; // y [B,H,P,1]  hT [B,H,P,N]
   });
 }
+
+/** One token through CausalConvWithState (conv, bias, SiLU and the new window in one node). */
+export function causalConvStepContrib(ctx: Ctx, xbc: Value /* [B,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
+  const { g, c } = ctx;
+  return g.scope('conv1d', () => {
+    const x = op.Reshape(g, xbc, [B, c.convDim, 1]); // [B,Cdim,1]   channels-first, one column
+    const r = CausalConvWithState(g, x, w, b, past, { activation: 'silu' }); // y [B,Cdim,1]  state [B,Cdim,K-1]
+    return { y: op.Reshape(g, r.y, [B, c.convDim]), state: r.state }; // y [B,Cdim]
+  });
+}
