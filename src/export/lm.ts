@@ -135,7 +135,7 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   const form = sequenceForm(opts.ssd ?? 'chunked');
   const plan = opts.weights ?? FP32_PLAN;
   const quantized = plan.dtype === 'int8' || plan.dtype === 'int4';
-  const contribStep = opts.tuning?.step === 'contrib' && (opts.paths ?? 'both') !== 'sequence';
+  const contribStep = opts.tuning?.step !== 'ops' && (opts.paths ?? 'both') !== 'sequence';
   const opsets = { ...form.opsets, ...(quantized || contribStep ? { [MS_DOMAIN]: 1 } : {}) };
   const m = new ModelBuilder({ name: hybridOf(c) ? 'mamba2-hybrid' : 'mamba2', opsets, producerVersion: opts.producerVersion, docString: opts.docString });
   const g = m.graph;

@@ -88,10 +88,10 @@ export function mamba2MixerStep(ctx: Ctx, w: LayerWeights, u: Value /* [B,D] */,
   return g.scope('mixer', () => {
     const zxbcdt = linear(ctx, 'in_proj', u, w.inProj, w.inProjBias); // [B,F]
     const s = splitInProj(ctx, zxbcdt);
-    const conv = (ctx.tuning.step === 'contrib' ? causalConvStepContrib : causalConvStep)(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,Cdim]
+    const conv = (ctx.tuning.step !== 'ops' ? causalConvStepContrib : causalConvStep)(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,Cdim]
     const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1); // [B,DI] [B,G·N] [B,G·N]
     const xCol = op.Reshape(g, x!, [B, H, P, 1]); // [B,H,P,1]
-    const ssm = (ctx.tuning.step === 'contrib' ? ssdStepContrib : ssdStep)(ctx, {
+    const ssm = (ctx.tuning.step !== 'ops' ? ssdStepContrib : ssdStep)(ctx, {
       x: xCol,
       dt: op.Reshape(g, dtPipeline(ctx, s.dt, w.dtBias), [B, H, 1, 1]), // [B,H,1,1]
       A: op.Reshape(g, decayRate(ctx, w.aLog), [H, 1, 1]), // [H,1,1]   weights only: folded by ORT

@@ -32,7 +32,7 @@ describe('tuning variants equal the default export', async () => {
     ['segsum diff', { tuning: { segsum: 'diff' } }],
     ['conv node', { tuning: { conv: 'conv' } }],
     ['standard-op rmsnorm', { tuning: { rmsnorm: 'ops' } }],
-    ['LinearAttention step', { tuning: { step: 'contrib' } }],
+    ['standard-op step', { tuning: { step: 'ops' } }],
     ['chunk size 4', { chunkSize: 4 }],
   ];
   for (const [name, o] of variants) {
@@ -50,6 +50,15 @@ describe('tuning variants equal the default export', async () => {
         expect(fused['ai.onnx::SimplifiedLayerNormalization']).toBe(2 * (2 * base.meta.config.nLayer + 1));
         const ops = (await loadModelSummary(join(v.outDir, 'model.onnx'))).opCounts;
         expect(ops['ai.onnx::SimplifiedLayerNormalization']).toBeUndefined();
+      }
+      if (name === 'standard-op step') {
+        // default: the step branch's conv and SSD update as ORT contrib ops, one per layer; none with 'ops'
+        const dflt = (await loadModelSummary(join(base.outDir, 'model.onnx'))).opCounts;
+        expect(dflt['com.microsoft::LinearAttention']).toBe(base.meta.config.nLayer);
+        expect(dflt['com.microsoft::CausalConvWithState']).toBe(base.meta.config.nLayer);
+        const ops = (await loadModelSummary(join(v.outDir, 'model.onnx'))).opCounts;
+        expect(ops['com.microsoft::LinearAttention']).toBeUndefined();
+        expect(ops['com.microsoft::CausalConvWithState']).toBeUndefined();
       }
     });
   }
