@@ -18,12 +18,19 @@ export interface LayerState {
   ssm: Value; // [B,H,P,N]
 }
 
-/** dt = clamp(softplus(dt + dt_bias), dt_limit); softplus is the identity above 20 (spec §6.5). */
-function dtPipeline(ctx: Ctx, dt: Value, bias: Value): Value {
+/**
+ * dt = clamp(softplus(dt + dt_bias), dt_limit); softplus is the identity above 20 (spec §6.5).
+ * `stableSoftplus`: the runtime's Softplus is the stable x + log1p(e⁻ˣ) form (ONNX Runtime's CPU,
+ * CUDA and WebGPU kernels; mixer-dt.test.ts checks CPU and WebGPU, CUDA was checked on an H200),
+ * so softplus(x) and x are the same float
+ * above 20 and the explicit Where is two dispatches per layer for nothing. Without it (standard-op
+ * graphs for any runtime) a naive log(1 + eˣ) would overflow, so the Where stays.
+ */
+export function dtPipeline(ctx: Ctx, dt: Value, bias: Value, stableSoftplus = false): Value {
   const { g, c } = ctx;
   return g.scope('dt', () => {
     const v = op.Add(g, dt, bias); // [...,H]
-    const sp = op.Where(g, op.Greater(g, v, g.constant('float32', [], [20])), v, op.Softplus(g, v)); // [...,H]
+    const sp = stableSoftplus ? op.Softplus(g, v) : op.Where(g, op.Greater(g, v, g.constant('float32', [], [20])), v, op.Softplus(g, v)); // [...,H]
     const [lo, hi] = c.dtLimit;
     let out = sp;
     if (lo > 0) out = op.Max(g, out, g.constant('float32', [], [lo]));
@@ -93,7 +100,7 @@ export function mamba2MixerStep(ctx: Ctx, w: LayerWeights, u: Value /* [B,D] */,
     const xCol = op.Reshape(g, x!, [B, H, P, 1]); // [B,H,P,1]
     const ssm = (ctx.tuning.step !== 'ops' ? ssdStepContrib : ssdStep)(ctx, {
       x: xCol,
-      dt: op.Reshape(g, dtPipeline(ctx, s.dt, w.dtBias), [B, H, 1, 1]), // [B,H,1,1]
+      dt: op.Reshape(g, dtPipeline(ctx, s.dt, w.dtBias, ctx.tuning.step !== 'ops'), [B, H, 1, 1]), // [B,H,1,1]
       A: op.Reshape(g, decayRate(ctx, w.aLog), [H, 1, 1]), // [H,1,1]   weights only: folded by ORT
       Bm: Bm!,
       Cm: Cm!,
