@@ -20,6 +20,7 @@ import * as ort from 'onnxruntime-node';
 import { ModelBuilder } from '../src/graph/builder.js';
 import * as op from '../src/graph/ops.js';
 import { saveModel } from '../src/graph/serialize.js';
+import { medianRunMs } from './time-run.js';
 
 const { values } = parseArgs({
   options: {
@@ -56,15 +57,7 @@ async function chain(n: number, rows = 1, cols = D): Promise<number> {
     g.output(x, 'y');
   }, {});
   try {
-    const feeds = { x: new ort.Tensor('float32', new Float32Array(rows * cols).fill(1), [rows, cols]) };
-    for (let w = 0; w < 3; w++) await s.run(feeds);
-    const t: number[] = [];
-    for (let r = 0; r < runs; r++) {
-      const t0 = performance.now();
-      await s.run(feeds);
-      t.push(performance.now() - t0);
-    }
-    return median(t);
+    return await medianRunMs(s, { x: new ort.Tensor('float32', new Float32Array(rows * cols).fill(1), [rows, cols]) }, runs);
   } finally {
     await s.release();
     rmSync(dir, { recursive: true, force: true });

@@ -16,11 +16,11 @@ import { ModelBuilder } from '../src/graph/builder.js';
 import * as op from '../src/graph/ops.js';
 import { saveModel } from '../src/graph/serialize.js';
 import type { Value } from '../src/graph/value.js';
+import { medianRunMs } from './time-run.js';
 
 const { values } = parseArgs({ options: { ep: { type: 'string', default: 'cpu' }, n: { type: 'string', default: '200' }, runs: { type: 'string', default: '15' } } });
 const [ep, N, runs] = [values.ep!, Number(values.n), Number(values.runs)];
 const F = 3352;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** One link of a chain: x [1,F] → [1,F]. */
 const LINKS: Record<string, (g: GraphBuilder, x: Value, i: number) => Value> = {
@@ -51,15 +51,7 @@ async function timeChain(link: (g: GraphBuilder, x: Value, i: number) => Value, 
     await saveModel(m.finish(), dir, { externalData: 'never' });
     const s = await ort.InferenceSession.create(join(dir, 'model.onnx'), { executionProviders: [ep as ort.InferenceSession.ExecutionProviderConfig], logSeverityLevel: 3 });
     try {
-      const feeds = { x: new ort.Tensor('float32', new Float32Array(F).fill(0.5), [1, F]) };
-      for (let w = 0; w < 3; w++) await s.run(feeds);
-      const t: number[] = [];
-      for (let r = 0; r < runs; r++) {
-        const t0 = performance.now();
-        await s.run(feeds);
-        t.push(performance.now() - t0);
-      }
-      return median(t);
+      return await medianRunMs(s, { x: new ort.Tensor('float32', new Float32Array(F).fill(0.5), [1, F]) }, runs);
     } finally {
       await s.release();
     }
