@@ -26,10 +26,10 @@ export interface LayerState {
  * above 20 and the explicit Where is two dispatches per layer for nothing. Without it (standard-op
  * graphs for any runtime) a naive log(1 + eˣ) would overflow, so the Where stays.
  */
-export function dtPipeline(ctx: Ctx, dt: Value, bias: Value, stableSoftplus = false): Value {
+export function dtPipeline(ctx: Ctx, dt: Value, bias: Value | undefined, stableSoftplus = false): Value {
   const { g, c } = ctx;
   return g.scope('dt', () => {
-    const v = op.Add(g, dt, bias); // [...,H]
+    const v = bias ? op.Add(g, dt, bias) : dt; // [...,H]   (no bias: already added by in_proj's Gemm)
     const sp = stableSoftplus ? op.Softplus(g, v) : op.Where(g, op.Greater(g, v, g.constant('float32', [], [20])), v, op.Softplus(g, v)); // [...,H]
     const [lo, hi] = c.dtLimit;
     let out = sp;
@@ -37,6 +37,22 @@ export function dtPipeline(ctx: Ctx, dt: Value, bias: Value, stableSoftplus = fa
     if (Number.isFinite(hi)) out = op.Min(g, out, g.constant('float32', [], [hi]));
     return out; // [...,H]
   });
+}
+
+/**
+ * in_proj with dt_bias folded into its bias (under the dt columns; weights only, so ORT folds it
+ * into one initializer). A dense fp32 Gemm adds it for free: one Add fewer per layer. Other dtypes
+ * add the bias after the product, as before but over [..,F] instead of [..,H].
+ */
+function inProj(ctx: Ctx, w: LayerWeights, u: Value): Value {
+  const { g, c } = ctx;
+  const W = w.inProj;
+  const F = W.kind === 'dense' ? (W.w.shape[0] as number) : W.N;
+  const H = c.nHeads;
+  const pad = op.Expand(g, g.constant('float32', [1], [0]), [F - H]); // [F−H]  zeros
+  const dtCols = op.Concat(g, [pad, w.dtBias], 0); // [F]   dt_bias under the dt columns (the last H)
+  const bias = w.inProjBias ? op.Add(g, w.inProjBias, dtCols) : dtCols; // [F]
+  return linear(ctx, 'in_proj', u, W, bias); // [..,F]
 }
 
 /** A = −exp(A_log), in fp32 (spec §6.6). */
@@ -69,14 +85,14 @@ export function mamba2Mixer(ctx: Ctx, w: LayerWeights, u: Value /* [B,L,D] */, s
   const { g, c } = ctx;
   const [H, P, G, N] = [c.nHeads, c.headDim, c.nGroups, c.dState];
   return g.scope('mixer', () => {
-    const zxbcdt = linear(ctx, 'in_proj', u, w.inProj, w.inProjBias); // [B,L,F]
+    const zxbcdt = inProj(ctx, w, u); // [B,L,F]   dt_bias included
     const s = splitInProj(ctx, zxbcdt);
     const conv = form.conv(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,L,Cdim]  state [B,Cdim,K-1]
     const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1);
     const x4 = op.Reshape(g, x!, [B, L, H, P]); // [B,L,H,P]
     const ssm = form.ssd(ctx, {
       x: x4,
-      dt: dtPipeline(ctx, s.dt, w.dtBias), // [B,L,H]
+      dt: dtPipeline(ctx, s.dt, undefined), // [B,L,H]
       A: decayRate(ctx, w.aLog), // [H]
       Bm: op.Reshape(g, Bm!, [B, L, G, N]), // [B,L,G,N]
       Cm: op.Reshape(g, Cm!, [B, L, G, N]), // [B,L,G,N]
@@ -93,14 +109,14 @@ export function mamba2MixerStep(ctx: Ctx, w: LayerWeights, u: Value /* [B,D] */,
   const { g, c } = ctx;
   const [H, P, G, N] = [c.nHeads, c.headDim, c.nGroups, c.dState];
   return g.scope('mixer', () => {
-    const zxbcdt = linear(ctx, 'in_proj', u, w.inProj, w.inProjBias); // [B,F]
+    const zxbcdt = inProj(ctx, w, u); // [B,F]   dt_bias included
     const s = splitInProj(ctx, zxbcdt);
     const conv = (ctx.tuning.step !== 'ops' ? causalConvStepContrib : causalConvStep)(ctx, s.xbc, state.conv, w.conv, w.convBias); // y [B,Cdim]
     const [x, Bm, Cm] = op.Split(g, conv.y, [c.dSsm, G * N, G * N], -1); // [B,DI] [B,G·N] [B,G·N]
     const xCol = op.Reshape(g, x!, [B, H, P, 1]); // [B,H,P,1]
     const ssm = (ctx.tuning.step !== 'ops' ? ssdStepContrib : ssdStep)(ctx, {
       x: xCol,
-      dt: op.Reshape(g, dtPipeline(ctx, s.dt, w.dtBias, ctx.tuning.step !== 'ops'), [B, H, 1, 1]), // [B,H,1,1]
+      dt: op.Reshape(g, dtPipeline(ctx, s.dt, undefined, ctx.tuning.step !== 'ops'), [B, H, 1, 1]), // [B,H,1,1]
       A: op.Reshape(g, decayRate(ctx, w.aLog), [H, 1, 1]), // [H,1,1]   weights only: folded by ORT
       Bm: Bm!,
       Cm: Cm!,
