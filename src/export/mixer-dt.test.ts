@@ -23,9 +23,8 @@ async function model(stable: boolean): Promise<string> {
   const c = makeConfig({ dModel: 16, nLayer: 1, vocabSize: 8, headDim: 4, dState: 4, nGroups: 1, chunkSize: 4 });
   const m = new ModelBuilder({ name: 'dt' });
   const g = m.graph;
-  const dt = g.input('dt', 'float32', [X.length]);
-  const bias = g.constant('float32', [X.length], new Float32Array(X.length));
-  g.output(dtPipeline(new Ctx(g, c), dt, bias, stable), 'y');
+  const dt = g.input('dt', 'float32', [X.length]); // dt + dt_bias, as in_proj returns it
+  g.output(dtPipeline(new Ctx(g, c), dt, stable), 'y');
   const dir = join(tmp, stable ? 'stable' : 'where');
   mkdirSync(dir, { recursive: true });
   await saveModel(m.finish(), dir, { externalData: 'never' });

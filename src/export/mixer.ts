@@ -19,17 +19,16 @@ export interface LayerState {
 }
 
 /**
- * dt = clamp(softplus(dt + dt_bias), dt_limit); softplus is the identity above 20 (spec §6.5).
- * `stableSoftplus`: the runtime's Softplus is the stable x + log1p(e⁻ˣ) form (ONNX Runtime's CPU,
- * CUDA and WebGPU kernels; mixer-dt.test.ts checks CPU and WebGPU, CUDA was checked on an H200),
- * so softplus(x) and x are the same float
+ * dt = clamp(softplus(dt + dt_bias), dt_limit) for `dt` that already holds dt + dt_bias (inProj adds
+ * the bias); softplus is the identity above 20 (spec §6.5). `stableSoftplus`: the runtime's Softplus
+ * is the stable x + log1p(e⁻ˣ) form (ONNX Runtime's CPU, CUDA and WebGPU kernels; mixer-dt.test.ts
+ * checks CPU and WebGPU, CUDA was checked on an H200), so softplus(x) and x are the same float
  * above 20 and the explicit Where is two dispatches per layer for nothing. Without it (standard-op
  * graphs for any runtime) a naive log(1 + eˣ) would overflow, so the Where stays.
  */
-export function dtPipeline(ctx: Ctx, dt: Value, bias: Value | undefined, stableSoftplus = false): Value {
+export function dtPipeline(ctx: Ctx, v: Value, stableSoftplus = false): Value {
   const { g, c } = ctx;
   return g.scope('dt', () => {
-    const v = bias ? op.Add(g, dt, bias) : dt; // [...,H]   (no bias: already added by in_proj's Gemm)
     const sp = stableSoftplus ? op.Softplus(g, v) : op.Where(g, op.Greater(g, v, g.constant('float32', [], [20])), v, op.Softplus(g, v)); // [...,H]
     const [lo, hi] = c.dtLimit;
     let out = sp;
@@ -92,7 +91,7 @@ export function mamba2Mixer(ctx: Ctx, w: LayerWeights, u: Value /* [B,L,D] */, s
     const x4 = op.Reshape(g, x!, [B, L, H, P]); // [B,L,H,P]
     const ssm = form.ssd(ctx, {
       x: x4,
-      dt: dtPipeline(ctx, s.dt, undefined), // [B,L,H]
+      dt: dtPipeline(ctx, s.dt), // [B,L,H]
       A: decayRate(ctx, w.aLog), // [H]
       Bm: op.Reshape(g, Bm!, [B, L, G, N]), // [B,L,G,N]
       Cm: op.Reshape(g, Cm!, [B, L, G, N]), // [B,L,G,N]
@@ -116,7 +115,7 @@ export function mamba2MixerStep(ctx: Ctx, w: LayerWeights, u: Value /* [B,D] */,
     const xCol = op.Reshape(g, x!, [B, H, P, 1]); // [B,H,P,1]
     const ssm = (ctx.tuning.step !== 'ops' ? ssdStepContrib : ssdStep)(ctx, {
       x: xCol,
-      dt: op.Reshape(g, dtPipeline(ctx, s.dt, undefined, ctx.tuning.step !== 'ops'), [B, H, 1, 1]), // [B,H,1,1]
+      dt: op.Reshape(g, dtPipeline(ctx, s.dt, ctx.tuning.step !== 'ops'), [B, H, 1, 1]), // [B,H,1,1]
       A: op.Reshape(g, decayRate(ctx, w.aLog), [H, 1, 1]), // [H,1,1]   weights only: folded by ORT
       Bm: Bm!,
       Cm: Cm!,
