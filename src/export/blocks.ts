@@ -32,9 +32,10 @@ export interface Tuning {
   /** The prefill conv: K 'shifted' products (default) or one grouped 'conv' node (conv.ts). */
   conv?: 'conv' | 'shifted';
   /**
-   * The single-token step: standard 'ops' (default) or 'contrib': ORT's CausalConvWithState for the
-   * conv (one node instead of seven) and LinearAttention for the SSD update in the state's own layout
-   * (one pass over the state instead of four; ssd-contrib.ts).
+   * The single-token step: 'contrib' (default): ORT's CausalConvWithState for the conv (one node
+   * instead of seven), LinearAttention for the SSD update in the state's own layout (one pass over the
+   * state instead of four; ssd-contrib.ts) and Softplus without the overflow guard; or standard 'ops'
+   * (for runtimes other than ONNX Runtime).
    */
   step?: 'ops' | 'contrib';
 }

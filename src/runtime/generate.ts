@@ -209,9 +209,8 @@ export async function* generateRows(
         const spare = gr.spare;
         gr.spare = undefined;
         const f = await model.forward(gr.rows.map((b) => [rows[b]!.out[rows[b]!.out.length - 1]!]), gr.state, spare ? { into: spare } : {});
-        // The caller's own state is never written into. Single rows only: measured +10–15 % at B = 1, but
-        // slower from B = 4 on (onnxruntime-node also returns a copy of each pre-allocated output).
-        if (gr.state !== o.state && gr.rows.length === 1) gr.spare = gr.state;
+        // the caller's own state is never written into
+        if (gr.state !== o.state && model.writesStateInPlace(gr.rows.length)) gr.spare = gr.state;
         else release(gr.state);
         gr.state = f.state;
         gr.rows.forEach((b, j) => (last[b] = f.logits.at(j, -1).slice()));

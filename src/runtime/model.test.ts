@@ -160,6 +160,14 @@ describe('Mamba2Model on the CPU EP', () => {
     const r = await m.forward([[5]], a.state, { into: two.state });
     expect(two.state.disposed).toBe(true);
     close(r.logits.at(0, -1), (await m.forward([[5]], a.state)).logits.at(0, -1), 0);
+    // batch 2: in place is off (slower there), a fitting spare is consumed and the results are the same
+    expect(m.writesStateInPlace(1)).toBe(true);
+    expect(m.writesStateInPlace(2)).toBe(false);
+    const spare2 = await m.forward([[1], [2]]);
+    const bufs2 = spare2.state.tensors.map((t) => t.data);
+    const r2 = await m.forward([[3], [4]], (await m.forward([[1], [2]])).state, { into: spare2.state });
+    expect(spare2.state.disposed).toBe(true);
+    r2.state.tensors.forEach((t, i) => expect(t.data).not.toBe(bufs2[i]));
     await expect(m.forward([[5]], a.state, { into: a.state })).rejects.toThrow(/opts\.into: expected a Mamba2State other than `state`, got the same state/);
   });
 

@@ -154,10 +154,8 @@ export class Mamba2Model {
    * logits and the new state; `state` itself is not changed or disposed.
    *
    * `opts.into`: a state the caller gives up (it is consumed: disposed, or its host buffers receive
-   * the new state in place, which saves ORT's allocation of the state outputs: +10–15 % CPU decode
-   * at batch 1, slower from batch 4 on in onnxruntime-node 1.30, which also returns a copy of each
-   * pre-allocated output; the generation loop passes single rows the state of two steps ago).
-   * Never `state` itself.
+   * the new state in place when `writesStateInPlace(batch)`, which saves ORT's allocation of the
+   * state outputs; the generation loop passes the state of two steps ago). Never `state` itself.
    */
   async forward(ids: ForwardIds, state?: Mamba2State, opts: { into?: Mamba2State } = {}): Promise<ForwardResult> {
     const { data, dims } = this.idsTensor(ids);
@@ -187,13 +185,22 @@ export class Mamba2Model {
   }
 
   /**
+   * Whether forward(…, { into }) writes a `batch`-row state in place: host outputs on a backend that
+   * writes pre-allocated outputs, states that do not grow, and a single row (measured: +10–15 % CPU
+   * decode at batch 1, slower from batch 4 on, since onnxruntime-node 1.30 also returns a copy of each
+   * pre-allocated output). Callers keep a spare state only when this is true.
+   */
+  writesStateInPlace(batch: number): boolean {
+    return batch === 1 && this.session.writesInto && !this.hasKvCache && !this.specs.some((sp) => this.session.deviceOutputs.has(sp.output));
+  }
+
+  /**
    * The host tensors of `into` when the session can write the new state into them: same batch and
    * shapes as `s` (states that do not grow), all on the host, outputs returned to the host (not kept
    * on the device), and a backend that writes in place.
    */
   private writableInto(into: Mamba2State | undefined, s: Mamba2State): readonly RtTensor[] | undefined {
-    if (!into || into.disposed || !this.session.writesInto || this.hasKvCache || into.batch !== s.batch) return undefined;
-    if (this.specs.some((sp) => this.session.deviceOutputs.has(sp.output))) return undefined; // outputs stay on the device
+    if (!into || into.disposed || into.batch !== s.batch || !this.writesStateInPlace(s.batch)) return undefined;
     const src = s.tensors;
     const ok = into.tensors.every((t, i) => t.location === 'cpu' && t.type === src[i]!.type && t.dims.length === src[i]!.dims.length && t.dims.every((d, k) => d === src[i]!.dims[k]));
     return ok ? into.surrender() : undefined;
