@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { expectConfigError } from '../../test/helpers/errors.js';
 import {
-  ConfigError,
   detectConfigFormat,
   hfConfigToMamba2,
   loadConfig,
@@ -25,18 +25,6 @@ const hf = (over: Record<string, unknown> = {}): Mamba2Config =>
 const ssm = (over: Record<string, unknown> = {}, ssmCfg: Record<string, unknown> = {}): Mamba2Config =>
   mambaSsmConfigToMamba2({ d_model: 768, n_layer: 24, vocab_size: 50277, pad_vocab_size_multiple: 16,
     ssm_cfg: { layer: 'Mamba2', ...ssmCfg }, ...over }, 'ssm.json');
-
-/** Runs `fn`, expects a ConfigError whose message contains every fragment. */
-function expectConfigError(fn: () => unknown, ...fragments: string[]): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ConfigError);
-  for (const f of fragments) expect((err as Error).message).toContain(f);
-}
 
 describe('parseConfigText', () => {
   it('reads bare Infinity, -Infinity and NaN outside strings', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, hfConfigToMamba2, mambaSsmConfigToMamba2 } from './config.js';
+import { expectConfigError } from '../../test/helpers/errors.js';
+import { hfConfigToMamba2, mambaSsmConfigToMamba2 } from './config.js';
 import type { Mamba2Config } from './config-types.js';
 import { hybridOf, layerKinds } from './hybrid-config.js';
 import { ioTable } from './io.js';
@@ -13,17 +14,6 @@ const bamba = (over: Record<string, unknown> = {}): Mamba2Config =>
 const ssm = (over: Record<string, unknown> = {}, attn: Record<string, unknown> = {}): Mamba2Config =>
   mambaSsmConfigToMamba2({ d_model: 256, n_layer: 4, vocab_size: 1000, ssm_cfg: { layer: 'Mamba2', d_state: 16 },
     attn_layer_idx: [2], attn_cfg: { causal: true, num_heads: 8, ...attn }, ...over }, 'ssm.json');
-
-function expectConfigError(fn: () => unknown, ...fragments: string[]): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ConfigError);
-  for (const f of fragments) expect((err as Error).message).toContain(f);
-}
 
 describe('Bamba configs (model_type "bamba")', () => {
   it('reads the Mamba-2 part from mamba_* keys and the attention / SwiGLU parts', () => {

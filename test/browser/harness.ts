@@ -59,6 +59,23 @@ export async function startPreview(modelsDir: string, outDir: string): Promise<P
   return { url: `http://127.0.0.1:${addr.port}/`, modelRequests, close: () => server.close() };
 }
 
+export interface OpenPage {
+  browser: Browser;
+  server: PageServer;
+  page: Page;
+  /** Console and page errors seen so far (collectErrors). */
+  errors: string[];
+}
+
+/** Chromium (with or without WebGPU) and a page server started together, the page opened at it. */
+export async function openPage(webgpu: boolean, serve: () => Promise<PageServer>): Promise<OpenPage> {
+  const [browser, server] = await Promise.all([launch(webgpu), serve()]);
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  const errors = collectErrors(page);
+  await page.goto(server.url);
+  return { browser, server, page, errors };
+}
+
 /** Console errors and page errors, kept for failure messages. */
 export function collectErrors(page: Page): string[] {
   const errors: string[] = [];

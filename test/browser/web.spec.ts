@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTinyPackage, nodeGreedy, type TinyPackage } from './fixtures.js';
-import { collectErrors, hasChromium, CHROMIUM, launch, startPreview, startServer, waitState, type PageServer } from './harness.js';
+import { hasChromium, CHROMIUM, openPage, startPreview, startServer, waitState, type PageServer } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = join(here, 'artifacts');
@@ -71,10 +71,7 @@ describe.runIf(hasChromium)('browser: the page in headless Chromium', () => {
     let page: Page;
     let errors: string[];
     beforeAll(async () => {
-      [browser, server] = await Promise.all([launch(true), startServer(pkg.root)]);
-      page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-      errors = collectErrors(page);
-      await page.goto(server.url);
+      ({ browser, server, page, errors } = await openPage(true, () => startServer(pkg.root)));
     });
     afterAll(async () => {
       await browser?.close();
@@ -128,10 +125,7 @@ describe.runIf(hasChromium)('browser: the page in headless Chromium', () => {
     let page: Page;
     let errors: string[];
     beforeAll(async () => {
-      [browser, server] = await Promise.all([launch(false), startPreview(pkg.root, join(root, 'dist'))]);
-      page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-      errors = collectErrors(page);
-      await page.goto(server.url);
+      ({ browser, server, page, errors } = await openPage(false, () => startPreview(pkg.root, join(root, 'dist'))));
     });
     afterAll(async () => {
       await browser?.close();

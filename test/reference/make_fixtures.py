@@ -390,8 +390,9 @@ def make_fixture(f, out_root, log):
     log(f"[{name}] greedy: {out_ids.tolist()}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_fixtures(doc, jobs):
+    """The command line of the fixture scripts: build each (fixture, make) job, or those named by --only."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--out", required=True, help="output directory (e.g. test/fixtures)")
     ap.add_argument("--only", nargs="*", help="fixture names to build (default: all)")
     args = ap.parse_args()
@@ -399,16 +400,20 @@ def main():
     log = lambda s: print(s, flush=True)  # noqa: E731
     log(f"torch {torch.__version__}, transformers {transformers.__version__}")
     failed = []
-    for f in FIXTURES:
+    for f, make in jobs:
         if args.only and f["name"] not in args.only:
             continue
         try:
-            make_fixture(f, args.out, log)
+            make(f, args.out, log)
         except Exception:
             log(f"[{f['name']}] FAILED:\n{traceback.format_exc()}")
             failed.append(f["name"])
     if failed:
         sys.exit(f"failed: {failed}")
+
+
+def main():
+    run_fixtures(__doc__, [(f, make_fixture) for f in FIXTURES])
 
 
 if __name__ == "__main__":

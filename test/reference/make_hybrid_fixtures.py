@@ -14,11 +14,9 @@ The float64 re-implementation is checked against HF on the Bamba fixtures (`chec
 Run on a machine with torch + transformers 5.x:
   python3 test/reference/make_hybrid_fixtures.py --out test/fixtures
 """
-import argparse
 import json
 import math
 import os
-import sys
 import traceback
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,10 +25,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-try:
-    import transformers  # noqa: E402
-except ImportError:  # the mamba2attn fixture and the float64 reference need torch only
-    transformers = None
+import transformers  # noqa: E402  (make_fixtures, imported below, needs it too)
 
 INF = float("inf")
 EOS, BOS, PAD = 2, 1, 0
@@ -217,7 +212,7 @@ def greedy(logits_of, prompt, real_vocab):
 
 # ---- HF Bamba ----
 
-from make_fixtures import grouped_gated_norm  # noqa: E402  (same directory: the grouped form, spec §6.2)
+from make_fixtures import grouped_gated_norm, run_fixtures  # noqa: E402  (same directory: the grouped form, spec §6.2; the CLI)
 
 
 def patch_gated_norm(model, n_groups):
@@ -386,24 +381,7 @@ def make_mamba2attn(f, out_root, log):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, help="output directory (e.g. test/fixtures)")
-    ap.add_argument("--only", nargs="*", help="fixture names to build (default: all)")
-    args = ap.parse_args()
-    torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))
-    log = lambda s: print(s, flush=True)  # noqa: E731
-    log(f"torch {torch.__version__}, transformers {transformers.__version__ if transformers else 'absent'}")
-    failed = []
-    for f, make in [(f, make_bamba) for f in BAMBA] + [(f, make_mamba2attn) for f in MAMBA2ATTN]:
-        if args.only and f["name"] not in args.only:
-            continue
-        try:
-            make(f, args.out, log)
-        except Exception:
-            log(f"[{f['name']}] FAILED:\n{traceback.format_exc()}")
-            failed.append(f["name"])
-    if failed:
-        sys.exit(f"failed: {failed}")
+    run_fixtures(__doc__, [(f, make_bamba) for f in BAMBA] + [(f, make_mamba2attn) for f in MAMBA2ATTN])
 
 
 if __name__ == "__main__":

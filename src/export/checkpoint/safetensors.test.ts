@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getFloat16 } from '@petamoriken/float16';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openRefusal } from '../../../test/helpers/errors.js';
 import { openSafetensors, openSafetensorsIndex } from './safetensors.js';
 import { CheckpointError } from './types.js';
 import { bf16Bytes, encodeSafetensors, f16Bytes, f32Bytes, f64Bytes, rawSafetensors, seededFloats, u16Bytes } from './testing.js';
@@ -24,13 +25,7 @@ async function writeTmp(name: string, bytes: Uint8Array): Promise<string> {
 /** Open `bytes` as a safetensors file and expect a CheckpointError matching `msg`. */
 async function expectRefused(name: string, bytes: Uint8Array, msg: RegExp): Promise<void> {
   const p = await writeTmp(name, bytes);
-  const err: unknown = await openSafetensors(p).then(
-    async (s) => {
-      await s.close();
-      return undefined;
-    },
-    (e: unknown) => e,
-  );
+  const err = await openRefusal(() => openSafetensors(p));
   expect(err).toBeInstanceOf(CheckpointError);
   expect((err as CheckpointError).path).toBe(p);
   expect((err as Error).message).toMatch(msg);

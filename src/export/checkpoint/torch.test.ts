@@ -3,6 +3,7 @@ import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openRefusal } from '../../../test/helpers/errors.js';
 import { openTorchCheckpoint } from './torch.js';
 import { openSafetensors } from './safetensors.js';
 import { CheckpointError, type TensorStore } from './types.js';
@@ -35,13 +36,7 @@ async function withStore<T>(p: string, f: (s: TensorStore) => Promise<T>): Promi
 }
 
 async function refusal(p: string): Promise<string> {
-  const err: unknown = await openTorchCheckpoint(p).then(
-    async (s) => {
-      await s.close();
-      return undefined;
-    },
-    (e: unknown) => e,
-  );
+  const err = await openRefusal(() => openTorchCheckpoint(p));
   expect(err).toBeInstanceOf(CheckpointError);
   expect((err as CheckpointError).path).toBe(p);
   return (err as Error).message;
