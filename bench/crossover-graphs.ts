@@ -14,10 +14,10 @@
  */
 import type { ModelIR } from '../src/graph/ir.js';
 import { ModelBuilder, type GraphBuilder } from '../src/graph/builder.js';
-import { ONNX_DTYPE } from '../src/graph/dtype.js';
+import { ONNX_DTYPE } from '../src/onnx/dtype.js';
 import * as op from '../src/graph/ops.js';
 import { DEFAULT_DOMAIN, MS_DOMAIN } from '../src/graph/opset.js';
-import type { Shape } from '../src/graph/shape.js';
+import type { Shape } from '../src/onnx/shape.js';
 import type { Value } from '../src/graph/value.js';
 import { B, Ctx, L as SEQ } from '../src/export/blocks.js';
 import { makeConfig } from '../src/export/config.js';

@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hybridOf } from '../src/export/hybrid-config.js';
+import { hybridOf } from '../src/package/layers.js';
 import { exportModel } from '../src/export/index.js';
 import { maxDiff } from './helpers/ort.js';
 import { argmax, Runner } from './helpers/model-runner.js';

@@ -1,11 +1,11 @@
 /**
- * A bounded run of the reader fuzzer (bench/fuzz.ts): a few thousand mutated safetensors files,
+ * A bounded run of the reader fuzzer (test/fuzz/readers.ts): a few thousand mutated safetensors files,
  * torch.save zips, pickles and config texts, seeded from the fixture and test/corpus. Every input
  * must be read to the end or refused with the reader's typed error; none may take over 2 s.
- * Longer runs: `npx tsx bench/fuzz.ts 200000`. FUZZ_SEED / FUZZ_ITERATIONS change this run.
+ * Longer runs: `npx tsx test/fuzz/readers.ts 200000`. FUZZ_SEED / FUZZ_ITERATIONS change this run.
  */
 import { describe, expect, it } from 'vitest';
-import { formatResult, runFuzz } from '../bench/fuzz.js';
+import { formatResult, runFuzz } from './fuzz/readers.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 1);
 const ITERATIONS = Number(process.env.FUZZ_ITERATIONS ?? 4000);

@@ -14,12 +14,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PyDict, unpickle, type PickleValue } from '../src/export/checkpoint/pickle.js';
 import { openSafetensors, validateSafetensorsHeader } from '../src/export/checkpoint/safetensors.js';
 import { DTYPE_BYTES, halfToFloat, isFloatDType } from '../src/export/checkpoint/tensor-bytes.js';
-import { encodeSafetensors, type TestTensor } from '../src/export/checkpoint/testing.js';
-import { torchStateDictPickle, writeTorchCheckpoint, type TorchTensorSpec } from '../src/export/checkpoint/testing-torch.js';
+import { encodeSafetensors, type TestTensor } from './helpers/checkpoint-bytes.js';
+import { torchStateDictPickle, writeTorchCheckpoint, type TorchTensorSpec } from './helpers/torch-checkpoint.js';
 import { openTorchCheckpoint } from '../src/export/checkpoint/torch.js';
 import { CheckpointError, type CkptDType, type TensorStore } from '../src/export/checkpoint/types.js';
 import { ConfigError, configFromJson, detectConfigFormat, parseConfigText } from '../src/export/config.js';
-import type { Mamba2Config } from '../src/export/config-types.js';
+import type { Mamba2Config } from '../src/package/config.js';
 
 const FC_SEED = Number(process.env.FC_SEED ?? 20_260_601);
 const tmp = mkdtempSync(join(tmpdir(), 'm2o-propr-'));

@@ -3,17 +3,17 @@
  * fuzzed /v1/completions bodies, clients that hang up at random moments, a burst past the queue,
  * slow-loris bodies, 100 max-token requests at once, and SIGTERM mid-stream on the CLI. After each,
  * no slot is held, nothing is queued and a normal request still works.
- * Longer fuzz runs: `npx tsx bench/serve-fuzz.ts --requests 5000`.
+ * Longer fuzz runs: `npx tsx test/fuzz/serve.ts --requests 5000`.
  */
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { disconnectCase, disconnectingClient, fuzzCase, runServeFuzz, sendCase, type FuzzContext } from '../bench/serve-fuzz.js';
+import { disconnectCase, disconnectingClient, fuzzCase, runServeFuzz, sendCase, type FuzzContext } from './fuzz/serve.js';
 import type { Mamba2Model } from '../src/runtime/model.js';
 import type { RunningServer } from '../src/server/server.js';
-import { eventually, exportTinyModels, loadModel, metric, postJson, serve, type TinyModels } from '../src/server/test-helpers.js';
+import { eventually, exportTinyModels, loadModel, metric, postJson, serve, type TinyModels } from './helpers/server.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SEED = Number(process.env.FUZZ_SEED ?? 11);

@@ -8,7 +8,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
 import { availableForms } from '../export/forms.js';
 import { exportModel, type ExportSource } from '../export/index.js';
-import { META_FILE, type SsdForm } from '../export/model-meta.js';
+import { META_FILE, type SsdForm } from '../package/meta.js';
 import { listPresets, loadPreset } from '../export/presets.js';
 import { UsageError, type CliIO } from './errors.js';
 import { intFlag } from './flags.js';

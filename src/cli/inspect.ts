@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
-import type { ModelMeta } from '../export/model-meta.js';
+import type { ModelMeta } from '../package/meta.js';
 import { loadModelSummary, type ModelSummary, type TensorInfoSummary } from '../graph/load.js';
 import type { CliIO } from './errors.js';
 import { formatBytes, formatCount, formatDims, table } from './format.js';

@@ -4,8 +4,8 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { META_FILE, MODEL_FILE, type ModelMeta } from '../export/model-meta.js';
-import { parseModelMeta } from '../runtime/meta.js';
+import { META_FILE, MODEL_FILE, type ModelMeta } from '../package/meta.js';
+import { parseModelMeta } from '../package/parse-meta.js';
 
 export interface ModelLocation {
   /** The directory holding the model. */

@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EP_NAMES, Mamba2Model, type EpName } from '../runtime/index.js';
-import { compareModels, type CompareReport } from '../export/compare.js';
+import { compareModels, type CompareReport } from '../runtime/compare.js';
 import { EXIT_FAILURE, type CliIO, UsageError } from './errors.js';
 import { floatFlag, intFlag, listFlag } from './flags.js';
 import { formatDelta, table } from './format.js';

@@ -17,11 +17,11 @@
 import type { GraphBuilder } from '../graph/builder.js';
 import * as op from '../graph/ops.js';
 import { END } from '../graph/ops-tensor.js';
-import type { Dim } from '../graph/shape.js';
+import type { Dim } from '../onnx/shape.js';
 import type { Value } from '../graph/value.js';
 import { B, type Ctx, type LinearWeight, linear, silu } from './blocks.js';
-import type { Mamba2Config } from './config-types.js';
-import { type AttentionConfig, attentionOf, qkvDim } from './hybrid-config.js';
+import type { Mamba2Config } from '../package/config.js';
+import { type AttentionConfig, attentionOf, qkvDim } from '../package/layers.js';
 import { attentionKeys } from './hybrid-names.js';
 import type { Declarer } from './weights.js';
 

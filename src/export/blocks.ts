@@ -4,12 +4,12 @@
  * `linear` and `embed` computes in float32 (norm statistics, residual stream, SSD: spec §6.6, §6.12). Glossary: B batch, L sequence, D d_model, DI d_inner, G groups.
  */
 import type { GraphBuilder } from '../graph/builder.js';
-import { type DType, ONNX_DTYPE } from '../graph/dtype.js';
+import { type DType, ONNX_DTYPE } from '../onnx/dtype.js';
 import * as op from '../graph/ops.js';
 import { MatMulNBits } from '../graph/ops-quant.js';
-import type { Dim } from '../graph/shape.js';
+import type { Dim } from '../onnx/shape.js';
 import type { Value } from '../graph/value.js';
-import type { Mamba2Config } from './config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 import type { NBits } from './quantize.js';
 
 export const B = 'batch';

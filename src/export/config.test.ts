@@ -13,7 +13,7 @@ import {
   mambaSsmConfigToMamba2,
   parseConfigText,
 } from './config.js';
-import type { Mamba2Config } from './config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 
 const FIXTURES = process.env.MAMBA2_FIXTURES ?? fileURLToPath(new URL('../../../shared/fixtures', import.meta.url));
 const HAVE_FIXTURES = existsSync(FIXTURES);

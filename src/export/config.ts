@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CheckpointFormat, Mamba2Config } from './config-types.js';
+import type { CheckpointFormat, Mamba2Config } from '../package/config.js';
 import { bambaHybrid, type Fail, mambaSsmHybrid } from './hybrid-config.js';
 
 /** A config that cannot be used: `file` names the source, `key` the offending key. */

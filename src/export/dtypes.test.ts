@@ -19,11 +19,11 @@ import { tensorFromArray } from '../graph/tensor.js';
 import { maxDiff, rand, randArray, runIR } from '../../test/helpers/ort.js';
 import { embed } from './blocks.js';
 import { openCheckpoint } from './checkpoint/index.js';
-import { compareModels, klDivergence } from './compare.js';
+import { compareModels, klDivergence } from '../runtime/compare.js';
 import { loadConfig } from './config.js';
 import { exportModel } from './index.js';
 import { buildMamba2Model } from './lm.js';
-import type { ModelMeta, WeightDType } from './model-meta.js';
+import type { ModelMeta, WeightDType } from '../package/meta.js';
 import { dequantizeBlockwise, float16Bits, type NBits, quantizeBlockwise, toFloat16 } from './quantize.js';
 
 const FIXTURES = resolve(import.meta.dirname, '../../test/fixtures');

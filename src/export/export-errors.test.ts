@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSafetensors } from './checkpoint/safetensors.js';
-import { encodeSafetensors, f32Bytes, type TestTensor } from './checkpoint/testing.js';
+import { encodeSafetensors, f32Bytes, type TestTensor } from '../../test/helpers/checkpoint-bytes.js';
 import { exportModel } from './index.js';
 
 const FIXTURE = resolve(import.meta.dirname, '../../test/fixtures/tiny-g1/hf');

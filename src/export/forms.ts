@@ -5,7 +5,7 @@
  */
 import type { Ctx } from './blocks.js';
 import { causalConv, type ConvOut } from './conv.js';
-import type { SsdForm } from './model-meta.js';
+import type { SsdForm } from '../package/meta.js';
 import { ssdChunked, type SsdInputs, type SsdOut } from './ssd.js';
 import type { Value } from '../graph/value.js';
 import { MS_DOMAIN, PROJECT_DOMAIN } from '../graph/opset.js';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { expectConfigError } from '../../test/helpers/errors.js';
 import { hfConfigToMamba2, mambaSsmConfigToMamba2 } from './config.js';
-import type { Mamba2Config } from './config-types.js';
-import { hybridOf, layerKinds } from './hybrid-config.js';
-import { ioTable } from './io.js';
+import type { Mamba2Config } from '../package/config.js';
+import { hybridOf, layerKinds } from '../package/layers.js';
+import { ioTable } from '../package/io.js';
 import { loadPreset } from './presets.js';
 import { expectedTensors, layerWeightKeys, weightKeys } from './weight-names.js';
 

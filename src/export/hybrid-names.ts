@@ -8,8 +8,8 @@
  *              model.layers.i.{pre_ff_layernorm, feed_forward.{gate,up,down}_proj}
  *              model.embed_tokens, model.final_layernorm, lm_head
  */
-import type { Mamba2Config } from './config-types.js';
-import { type AttentionConfig, attentionOf, hybridOf, layerKinds, qkvDim } from './hybrid-config.js';
+import type { Mamba2Config } from '../package/config.js';
+import { type AttentionConfig, attentionOf, hybridOf, layerKinds, qkvDim } from '../package/layers.js';
 
 /** Model-level keys of a Bamba checkpoint. */
 export const BAMBA_TOP = { embedding: 'model.embed_tokens.weight', normF: 'model.final_layernorm.weight' } as const;

@@ -15,7 +15,7 @@ import { exportModel, type ExportOptions } from './index.js';
 import { loadPreset } from './presets.js';
 import { randomWeights } from './random-weights.js';
 import { checkWeights, WeightMismatchError } from './weight-names.js';
-import { hybridOf } from './hybrid-config.js';
+import { hybridOf } from '../package/layers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'm2o-hybrid-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -16,14 +16,14 @@ import { saveModel } from '../graph/serialize.js';
 import { openCheckpoint } from './checkpoint/index.js';
 import type { TensorStore } from './checkpoint/types.js';
 import { loadConfig } from './config.js';
-import type { Mamba2Config } from './config-types.js';
-import { ioTable } from './io.js';
+import type { Mamba2Config } from '../package/config.js';
+import { ioTable } from '../package/io.js';
 import { buildMamba2Model } from './lm.js';
-import { hybridOf, layerKinds } from './hybrid-config.js';
+import { hybridOf, layerKinds } from '../package/layers.js';
 import type { Tuning } from './blocks.js';
 import { cleanStaleTemps } from './stale-temp.js';
 import { sequenceForm } from './forms.js';
-import { DATA_FILE, META_FILE, MODEL_FILE, type ModelMeta, type SsdForm, type WeightDType } from './model-meta.js';
+import { DATA_FILE, META_FILE, MODEL_FILE, TOKENIZER_FILES, type ModelMeta, type SsdForm, type WeightDType } from '../package/meta.js';
 import { loadPreset } from './presets.js';
 import { randomWeights } from './random-weights.js';
 import { checkWeights } from './weight-names.js';
@@ -37,9 +37,6 @@ export const EXPORTER_VERSION = '0.1.0';
  * §2.7); Q = 128 was fastest at L = 2048 on CUDA and WebGPU and no slower on CPU (BENCHMARKS.md).
  */
 export const DEFAULT_MAX_CHUNK = 128;
-
-/** Tokenizer files copied from a checkpoint directory when present. */
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
 
 export type ExportSource = { checkpointDir: string } | { preset: string; randomWeights: true; seed?: number };
 
@@ -85,7 +82,7 @@ export interface ExportOptions {
   onWarning?: (message: string) => void;
 }
 
-export type { QuantizationMeta } from './model-meta.js';
+export type { QuantizationMeta } from '../package/meta.js';
 
 export interface ExportResult {
   outDir: string;

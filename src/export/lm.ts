@@ -23,13 +23,13 @@ import type { Value } from '../graph/value.js';
 import { type AttentionWeights, attentionLayer, declareAttention } from './attention.js';
 import { B, Ctx, embed, L, linear, rmsNorm, type Tuning } from './blocks.js';
 import type { TensorStore } from './checkpoint/types.js';
-import type { Mamba2Config } from './config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 import { type SequenceForm, sequenceForm } from './forms.js';
-import { hybridOf, layerKinds, type LayerKind } from './hybrid-config.js';
-import { IO_NAMES, ioTable } from './io.js';
+import { hybridOf, layerKinds, type LayerKind } from '../package/layers.js';
+import { IO_NAMES, ioTable } from '../package/io.js';
 import { mamba2Mixer, mamba2MixerStep } from './mixer.js';
 import { declareMlp, mlp, type MlpWeights } from './mlp.js';
-import type { SsdForm } from './model-meta.js';
+import type { SsdForm } from '../package/meta.js';
 import { declareMambaLayer, declareModelWeights, type Declarer, FP32_PLAN, type LayerWeights, type WeightPlan } from './weights.js';
 
 export interface BuildOptions {

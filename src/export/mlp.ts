@@ -10,8 +10,8 @@
 import * as op from '../graph/ops.js';
 import type { Value } from '../graph/value.js';
 import { type Ctx, type LinearWeight, linear, silu } from './blocks.js';
-import type { Mamba2Config } from './config-types.js';
-import { hybridOf, type MlpKind } from './hybrid-config.js';
+import type { Mamba2Config } from '../package/config.js';
+import { hybridOf, type MlpKind } from '../package/layers.js';
 import { mlpKeys } from './hybrid-names.js';
 import type { Declarer } from './weights.js';
 

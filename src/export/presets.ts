@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, configFromJson, parseConfigText } from './config.js';
-import type { CheckpointFormat, Mamba2Config } from './config-types.js';
+import type { CheckpointFormat, Mamba2Config } from '../package/config.js';
 
 export interface Preset {
   readonly name: string;

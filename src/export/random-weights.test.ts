@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeConfig } from './config.js';
-import type { Mamba2Config } from './config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 import { CheckpointError } from './checkpoint/types.js';
 import { randomWeights } from './random-weights.js';
 import { checkWeights, layerWeightKeys, weightKeys } from './weight-names.js';

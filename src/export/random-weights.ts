@@ -3,9 +3,9 @@
  * tests. Each tensor is generated on demand from its own PRNG stream, keyed by (seed, tensor key): the
  * values do not depend on read order, and only the requested tensor is ever in memory.
  */
-import type { Mamba2Config } from './config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 import { CheckpointError, type TensorInfo, type TensorStore } from './checkpoint/types.js';
-import { attentionOf } from './hybrid-config.js';
+import { attentionOf } from '../package/layers.js';
 import { expectedTensors, type ExpectedTensor } from './weight-names.js';
 
 /** murmur3's 32-bit finalizer. */

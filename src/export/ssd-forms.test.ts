@@ -15,12 +15,12 @@ import { saveModel } from '../graph/serialize.js';
 import { maxDiff, rand } from '../../test/helpers/ort.js';
 import { Runner, type States } from '../../test/helpers/model-runner.js';
 import { makeConfig } from './config.js';
-import type { Mamba2Config } from './config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 import { availableForms } from './forms.js';
 import { exportModel } from './index.js';
-import { ioTable } from './io.js';
+import { ioTable } from '../package/io.js';
 import { buildMamba2Model } from './lm.js';
-import type { SsdForm } from './model-meta.js';
+import type { SsdForm } from '../package/meta.js';
 import { randomWeights } from './random-weights.js';
 
 const OTHER_FORMS: SsdForm[] = ['function', 'contrib', 'scan'];

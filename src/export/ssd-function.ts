@@ -12,7 +12,7 @@ import type { AttributeValue } from '../graph/ir.js';
 import { PROJECT_DOMAIN, schemaKey } from '../graph/opset.js';
 import { checkShape, type Shape } from '../graph/shape.js';
 import { B, Ctx, L } from './blocks.js';
-import type { Mamba2Config } from './config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 import { ssdChunked, type SsdInputs, type SsdOut } from './ssd.js';
 
 export const SSD_OP = 'SSDChunkScan';

@@ -10,7 +10,7 @@
 import * as op from '../graph/ops.js';
 import { Scan } from '../graph/ops-loop.js';
 import { B, Ctx } from './blocks.js';
-import type { Shape } from '../graph/shape.js';
+import type { Shape } from '../onnx/shape.js';
 import type { Value } from '../graph/value.js';
 import { type SsdInputs, type SsdOut, ssdStep } from './ssd.js';
 

@@ -15,7 +15,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { META_FILE } from './model-meta.js';
+import { META_FILE } from '../package/meta.js';
 
 export interface StaleTempOptions {
   /** Entries whose newest file changed less than this long ago are left alone. Default 30 s. */

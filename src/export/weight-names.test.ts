@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, makeConfig } from './config.js';
-import type { Mamba2Config } from './config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 import type { CkptDType, TensorInfo, TensorStore } from './checkpoint/types.js';
 import { randomWeights } from './random-weights.js';
 import {

@@ -2,9 +2,9 @@
  * Checkpoint keys and shapes of a Mamba-2 language model, per format (spec §4.1). The exporter names
  * its initializers after these keys, so loading a checkpoint is a lookup.
  */
-import type { CheckpointFormat, Mamba2Config } from './config-types.js';
+import type { CheckpointFormat, Mamba2Config } from '../package/config.js';
 import type { CkptDType, TensorStore } from './checkpoint/types.js';
-import { hybridOf, layerKinds } from './hybrid-config.js';
+import { hybridOf, layerKinds } from '../package/layers.js';
 import { BAMBA_TOP, type HybridRole, hybridLayerTensors, layerPrefix } from './hybrid-names.js';
 
 export const LM_HEAD_KEY = 'lm_head.weight';

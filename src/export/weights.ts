@@ -19,8 +19,8 @@ import { lazyTensor } from '../graph/tensor.js';
 import type { Value } from '../graph/value.js';
 import type { EmbeddingWeight, LinearWeight } from './blocks.js';
 import type { TensorStore } from './checkpoint/types.js';
-import type { Mamba2Config } from './config-types.js';
-import type { WeightDType } from './model-meta.js';
+import type { Mamba2Config } from '../package/config.js';
+import type { WeightDType } from '../package/meta.js';
 import { type BlockQuantized, checkBlockSize, kBlocksOf, type NBits, quantizeBlockwise, toFloat16, zpColsOf } from './quantize.js';
 import { weightKeys } from './weight-names.js';
 

@@ -12,7 +12,7 @@
  * the scope path (`/layers.3/mixer/in_proj/MatMul`); a node's outputs are `<node>_output_<i>`.
  * Every node is checked against the opset imports when it is added; ops*.ts infer and check shapes.
  */
-import type { DType } from './dtype.js';
+import type { DType } from '../onnx/dtype.js';
 import type { AttributeValue, FunctionIR, GraphIR, InitializerIR, ModelIR, NodeIR, TensorData, ValueInfoIR } from './ir.js';
 import { checkOpset, DEFAULT_OPSETS, type OpSchema, schemaKey } from './opset.js';
 import type { Shape } from './shape.js';

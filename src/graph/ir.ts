@@ -5,7 +5,7 @@
  * Values are referred to by name here (that is what ONNX stores); the builder's `Value` handles
  * (value.ts) are the objects graph code works with.
  */
-import type { DType } from './dtype.js';
+import type { DType } from '../onnx/dtype.js';
 import type { Shape } from './shape.js';
 
 /** Bytes of one tensor, produced on demand so that a large export never holds every weight. */

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelSummary } from './load.js';
-import { encodeModel } from './proto.js';
+import { encodeModel } from '../onnx/proto.js';
 import { EXTERNAL_ALIGNMENT, saveModel } from './serialize.js';
-import { controlModel, mlpModel } from './serialize.fixtures.js';
+import { controlModel, mlpModel } from '../../test/helpers/graph-models.js';
 
 let root: string;
 beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'm2o-load-')); });

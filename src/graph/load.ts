@@ -4,11 +4,11 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, normalize, resolve, sep } from 'node:path';
-import { DTYPE_FROM_ONNX } from './dtype.js';
+import { DTYPE_FROM_ONNX } from '../onnx/dtype.js';
 import {
   DATA_LOCATION, decodeModel,
   type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
-} from './proto.js';
+} from '../onnx/proto.js';
 
 export interface TensorInfoSummary {
   name: string;

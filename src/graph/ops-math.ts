@@ -1,7 +1,7 @@
 /** Typed wrappers: elementwise math, reductions, matrix products. Each infers and checks shapes. */
 import type { GraphBuilder } from './builder.js';
-import type { DType } from './dtype.js';
-import { isFloat } from './dtype.js';
+import type { DType } from '../onnx/dtype.js';
+import { isFloat } from '../onnx/dtype.js';
 import type { Shape } from './shape.js';
 import { broadcastShapes, dimEquals, fmtShape, normAxis, ShapeError } from './shape.js';
 import type { Value } from './value.js';

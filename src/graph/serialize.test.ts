@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelIR } from './ir.js';
-import { ATTR_TYPE, DATA_LOCATION, decodeModel } from './proto.js';
+import { ATTR_TYPE, DATA_LOCATION, decodeModel } from '../onnx/proto.js';
 import { EXTERNAL_ALIGNMENT, saveModel, type SaveOptions } from './serialize.js';
-import { controlModel, f32, mlpModel, mlpReference, node, unloadable, vi } from './serialize.fixtures.js';
+import { controlModel, f32, mlpModel, mlpReference, node, unloadable, vi } from '../../test/helpers/graph-models.js';
 
 let root: string;
 let n = 0;

@@ -13,13 +13,13 @@
  */
 import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ONNX_DTYPE, byteSize, type DType } from './dtype.js';
+import { ONNX_DTYPE, byteSize, type DType } from '../onnx/dtype.js';
 import type { AttributeValue, FunctionIR, GraphIR, ModelIR, NodeIR, TensorData, ValueInfoIR } from './ir.js';
 import {
   ATTR_TYPE, DATA_LOCATION, encodeModel,
   type AttributeProto, type DimensionProto, type FunctionProto, type GraphProto, type ModelProto,
   type NodeProto, type OperatorSetIdProto, type TensorProto, type ValueInfoProto,
-} from './proto.js';
+} from '../onnx/proto.js';
 
 /** Offsets of external tensors are multiples of this (page size, for mmap). */
 export const EXTERNAL_ALIGNMENT = 4096;

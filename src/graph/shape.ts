@@ -7,8 +7,9 @@
  * else (rounding up to a chunk multiple) becomes a fresh named dim that the caller names.
  */
 
-export type Dim = number | string;
-export type Shape = readonly Dim[];
+import type { Dim, Shape } from '../onnx/shape.js';
+
+export type { Dim, Shape };
 
 /** A shape mismatch found while building: names the node, the input, what was expected and what came. */
 export class ShapeError extends Error {

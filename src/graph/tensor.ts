@@ -1,6 +1,6 @@
 /** TensorData from typed arrays (constants, small initializers, tests). */
-import type { DType } from './dtype.js';
-import { byteSize } from './dtype.js';
+import type { DType } from '../onnx/dtype.js';
+import { byteSize } from '../onnx/dtype.js';
 import type { TensorData } from './ir.js';
 
 export type NumericArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array;

@@ -1,5 +1,5 @@
 /** A value in a graph under construction: a handle that knows its type, shape and producer. */
-import type { DType } from './dtype.js';
+import type { DType } from '../onnx/dtype.js';
 import type { NodeIR, TensorData } from './ir.js';
 import type { Shape } from './shape.js';
 import { fmtShape } from './shape.js';

@@ -2,7 +2,7 @@
  * One Mamba-2 mixer (spec §1.2 steps 1–10), with incoming and outgoing per-layer state (§3), so
  * that a fresh prefill, a continuation and a one-token step are the same function.
  */
-import type { Mamba2Config } from '../export/config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 import {
   aFromALog,
   causalConv,

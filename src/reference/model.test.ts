@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fixtureExists, loadFixture, OWN_FIXTURES, SHARED_FIXTURES, type Fixture } from './fixture-loader.js';
+import { fixtureExists, loadFixture, OWN_FIXTURES, SHARED_FIXTURES, type Fixture } from '../../test/helpers/fixture-loader.js';
 import { greedyDecode, mamba2Forward, type LayerState } from './model.js';
 import { maxAbsDiff, sliceAxis1, tensor, type Tensor } from './tensor.js';
 

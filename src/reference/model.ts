@@ -3,7 +3,7 @@
  * → lm_head, in float64, with per-layer states in and out. Slow and plain on purpose: it is the
  * ground truth for the ONNX graph's tests.
  */
-import type { Mamba2Config } from '../export/config-types.js';
+import type { Mamba2Config } from '../package/config.js';
 import { linear, rmsNorm } from './blocks.js';
 import { emptyLayerState, mamba2Mixer, mixerWeights, requireWeight, type LayerState, type Weights } from './mixer.js';
 import type { Tensor } from './tensor.js';

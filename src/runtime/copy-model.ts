@@ -3,8 +3,8 @@
  * cannot download a WebGPU output tensor (its `getData()` has no download path there), so the node
  * backend runs device tensors through this model on the WebGPU EP with a CPU output to read them.
  */
-import { ONNX_DTYPE } from '../graph/dtype.js';
-import { encodeModel, type ValueInfoProto } from '../graph/proto.js';
+import { ONNX_DTYPE } from '../onnx/dtype.js';
+import { encodeModel, type ValueInfoProto } from '../onnx/proto.js';
 
 export const COPY_INPUT = 'x';
 export const COPY_OUTPUT = 'y';

@@ -47,4 +47,4 @@ export {
 } from './sampling.js';
 export { TextTokenizer } from './tokenizer.js';
 export { IncrementalDecoder, StopStringMatcher } from './detokenize.js';
-export { parseModelMeta, ModelMetaError } from './meta.js';
+export { parseModelMeta, ModelMetaError } from '../package/parse-meta.js';

@@ -1,7 +1,7 @@
 /**
- * Mamba2Model on a real onnxruntime-node session over the toy model (test-utils/toy-model.ts):
+ * Mamba2Model on a real onnxruntime-node session over the toy model (test/helpers/toy-model.ts):
  * state handling, generation controls and argument errors. The exporter's real graphs are
- * exercised by generate.e2e.test.ts.
+ * exercised by test/e2e/generate.test.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EpUnavailableError } from './backend.js';
 import { Mamba2Model } from './model.js';
-import { writeToyModelDir } from './test-utils/toy-model.js';
-import { toyWordLevel } from './test-utils/tiny-tokenizers.js';
+import { writeToyModelDir } from '../../test/helpers/toy-model.js';
+import { toyWordLevel } from '../../test/helpers/tiny-tokenizers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'm2-runtime-'));
 const plain = join(root, 'toy');

@@ -6,9 +6,9 @@
  *   const r = await m.generate('Hello', { maxNewTokens: 20 });
  *   for await (const { text } of m.stream('Hello', { temperature: 0.8, seed: 1 })) process.stdout.write(text);
  */
-import type { Mamba2Config } from '../export/config-types.js';
-import { IO_NAMES } from '../export/io.js';
-import type { ModelMeta } from '../export/model-meta.js';
+import type { Mamba2Config } from '../package/config.js';
+import { IO_NAMES } from '../package/io.js';
+import type { ModelMeta } from '../package/meta.js';
 import { checkMemoryPolicy, describe, parseEpList, type Backend, type MemoryPolicy, type BackendSession, type EpFallback, type EpName, type RtTensor } from './backend.js';
 import { generateRows, type GenerateResult, type StreamChunk } from './generate.js';
 import type { GenerateOptions } from './options.js';

@@ -4,11 +4,12 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { META_FILE } from '../export/model-meta.js';
-import type { ModelMeta } from '../export/model-meta.js';
+import { META_FILE } from '../package/meta.js';
+import type { ModelMeta } from '../package/meta.js';
 import { describe } from './backend.js';
-import { parseModelMeta } from './meta.js';
-import { TextTokenizer, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from './tokenizer.js';
+import { parseModelMeta } from '../package/parse-meta.js';
+import { TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from '../package/meta.js';
+import { TextTokenizer } from './tokenizer.js';
 
 export interface ModelDir {
   dir: string;

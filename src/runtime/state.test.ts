@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ioTable } from '../export/io.js';
+import { ioTable } from '../package/io.js';
 import type { ValueInfo } from './backend.js';
 import { nodeBackend } from './node.js';
 import { crc32, deserializeState, serializeState, StateFormatError } from './state-io.js';
 import { concatHostStates, ModelMismatchError, sliceHostState, stateFromHost, stateSpecs, zeroState, type HostState } from './state.js';
-import { toyMeta } from './test-utils/toy-model.js';
+import { toyMeta } from '../../test/helpers/toy-model.js';
 
 const host = (batch: number, seed = 1): HostState => {
   let s = seed;

@@ -3,14 +3,14 @@
  * model's io table), zero states for any batch, device-resident state between steps, and a host
  * copy that can be concatenated, sliced and saved to bytes (state-io.ts).
  *
- * Per layer i (src/export/io.ts):  past_conv.{i} [B, convDim, K-1]   past_ssm.{i} [B, H, P, N]
+ * Per layer i (src/package/io.ts):  past_conv.{i} [B, convDim, K-1]   past_ssm.{i} [B, H, P, N]
  * An attention layer of a hybrid:  past_key.{i} / past_value.{i} [B, Hkv, T, hd] (T grows by every
  * call's tokens; a fresh state has T = 0, empty tensors) (+ past_conv.{i} for an MHA with conv).
  */
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
-import type { ModelMeta } from '../export/model-meta.js';
-import type { Dim } from '../graph/shape.js';
-import { IO_NAMES, ioTable } from '../export/io.js';
+import type { ModelMeta } from '../package/meta.js';
+import type { Dim } from '../onnx/shape.js';
+import { IO_NAMES, ioTable } from '../package/io.js';
 import type { Backend, RtTensor, ValueInfo } from './backend.js';
 
 export type StateRole = 'conv_state' | 'ssm_state' | 'key_cache' | 'value_cache';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { IncrementalDecoder, StopStringMatcher } from './detokenize.js';
-import { byteLevelBpe, toyWordLevel } from './test-utils/tiny-tokenizers.js';
+import { byteLevelBpe, toyWordLevel } from '../../test/helpers/tiny-tokenizers.js';
 import { TextTokenizer } from './tokenizer.js';
 
 const bpe = (): TextTokenizer => {

@@ -5,8 +5,7 @@
  */
 import { Tokenizer } from '@huggingface/tokenizers';
 
-export const TOKENIZER_FILE = 'tokenizer.json';
-export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
+import { TOKENIZER_FILE } from '../package/meta.js';
 
 /** tokenizer_config.json writes special tokens as a string or as `{ "content": … }`. */
 function tokenText(v: unknown): string | undefined {

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mamba2Model } from '../runtime/model.js';
 import type { RunningServer } from './server.js';
-import { exportTinyModels, metric, postJson, serve, loadModel, type TinyModels } from './test-helpers.js';
+import { exportTinyModels, metric, postJson, serve, loadModel, type TinyModels } from '../../test/helpers/server.js';
 
 let models: TinyModels;
 let model: Mamba2Model;

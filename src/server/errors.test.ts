@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mamba2Model } from '../runtime/model.js';
 import type { RunningServer } from './server.js';
-import { exportTinyModels, loadModel, postJson, serve, type TinyModels } from './test-helpers.js';
+import { exportTinyModels, loadModel, postJson, serve, type TinyModels } from '../../test/helpers/server.js';
 
 let models: TinyModels;
 let model: Mamba2Model;

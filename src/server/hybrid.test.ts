@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportModel } from '../export/index.js';
 import type { Mamba2Model } from '../runtime/model.js';
 import type { RunningServer } from './server.js';
-import { loadModel, postJson, serve } from './test-helpers.js';
+import { loadModel, postJson, serve } from '../../test/helpers/server.js';
 
 const root = mkdtempSync(join(tmpdir(), 'm2-serve-hybrid-'));
 let model: Mamba2Model;

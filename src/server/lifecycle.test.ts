@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mamba2Model } from '../runtime/model.js';
-import { eventually, exportTinyModels, loadModel, metric, postJson, serve, type TinyModels } from './test-helpers.js';
+import { eventually, exportTinyModels, loadModel, metric, postJson, serve, type TinyModels } from '../../test/helpers/server.js';
 
 let models: TinyModels;
 let model: Mamba2Model;

@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mamba2Model } from '../runtime/model.js';
 import type { RunningServer } from './server.js';
-import { exportTinyModels, loadModel, serve, type TinyModels } from './test-helpers.js';
+import { exportTinyModels, loadModel, serve, type TinyModels } from '../../test/helpers/server.js';
 
 let models: TinyModels;
 let plain: Mamba2Model;

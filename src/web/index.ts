@@ -21,5 +21,5 @@ export type { GenerateOptions } from '../runtime/options.js';
 export { EpUnavailableError, SessionCreateError, type EpFallback } from '../runtime/backend.js';
 export { Mamba2State } from '../runtime/state.js';
 export { TextTokenizer } from '../runtime/tokenizer.js';
-export { parseModelMeta, ModelMetaError } from '../runtime/meta.js';
-export type { ModelMeta, WeightDType } from '../export/model-meta.js';
+export { parseModelMeta, ModelMetaError } from '../package/parse-meta.js';
+export type { ModelMeta, WeightDType } from '../package/meta.js';

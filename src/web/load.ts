@@ -6,10 +6,11 @@
  *     choose a variant (fp16 on a shader-f16 adapter, else fp32) ─▶ fetch model, data, tokenizer
  *     (Cache API) ─▶ create the session ─ fails? ─▶ next EP
  */
-import type { WeightDType } from '../export/model-meta.js';
+import type { WeightDType } from '../package/meta.js';
 import { EpUnavailableError, SessionCreateError, describe } from '../runtime/backend.js';
 import { Mamba2Model } from '../runtime/model.js';
-import { TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, TextTokenizer } from '../runtime/tokenizer.js';
+import { TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from '../package/meta.js';
+import { TextTokenizer } from '../runtime/tokenizer.js';
 import { WebBackend, WebEpUnavailableError, type ExternalDataFile, type WebEpName, type WebRuntimeOptions } from '../runtime/web.js';
 import { CACHE_NAME } from './fetch.js';
 import { detectWebGpu, type GpuInfo } from './gpu.js';

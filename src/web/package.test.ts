@@ -3,7 +3,7 @@
  * normalising model directory URLs.
  */
 import { describe, expect, it } from 'vitest';
-import type { ModelMeta, WeightDType } from '../export/model-meta.js';
+import type { ModelMeta, WeightDType } from '../package/meta.js';
 import { chooseVariant, directoryUrl, dtypePreference, type Variant } from './package.js';
 
 function variant(dtype: WeightDType): Variant {

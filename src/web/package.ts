@@ -7,11 +7,11 @@
  *   ['…/tiny-fp32/', '…/tiny-fp16/']               two variants, the loader picks
  *   input.files (a folder, or files of one or more model directories; webkitRelativePath groups them)
  */
-import type { ModelMeta, WeightDType } from '../export/model-meta.js';
-import { META_FILE } from '../export/model-meta.js';
+import type { ModelMeta, WeightDType } from '../package/meta.js';
+import { META_FILE } from '../package/meta.js';
 import { describe } from '../runtime/backend.js';
-import { parseModelMeta } from '../runtime/meta.js';
-import { TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from '../runtime/tokenizer.js';
+import { parseModelMeta } from '../package/parse-meta.js';
+import { TOKENIZER_CONFIG_FILE, TOKENIZER_FILE } from '../package/meta.js';
 import { fetchBytes, type FetchOptions } from './fetch.js';
 
 /** Where a model comes from: model directory URL(s), or files picked by the user. */

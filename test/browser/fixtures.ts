@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportModel } from '../../src/export/index.js';
 import { Mamba2Model } from '../../src/runtime/model.js';
-import { byteTokenizerJson } from '../../src/runtime/test-utils/tiny-tokenizers.js';
+import { byteTokenizerJson } from '../helpers/tiny-tokenizers.js';
 
 export interface TinyPackage {
   /** The directory served as /models/. */

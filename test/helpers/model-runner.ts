@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { ModelMeta } from '../../src/export/model-meta.js';
+import type { ModelMeta } from '../../src/package/meta.js';
 
 export type States = Record<string, ort.Tensor>;
 

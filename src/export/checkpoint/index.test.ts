@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError, openCheckpoint } from './index.js';
-import { encodeSafetensors, f32Bytes } from './testing.js';
-import { writeTorchCheckpoint } from './testing-torch.js';
+import { encodeSafetensors, f32Bytes } from '../../../test/helpers/checkpoint-bytes.js';
+import { writeTorchCheckpoint } from '../../../test/helpers/torch-checkpoint.js';
 
 let dir: string;
 beforeAll(async () => {

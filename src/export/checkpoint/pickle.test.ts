@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PyDict, PyGlobal, PyList, PyTuple, unpickle, type GlobalCall, type PickleValue } from './pickle.js';
 import { CheckpointError } from './types.js';
-import { PickleWriter } from './testing-torch.js';
+import { PickleWriter } from '../../../test/helpers/torch-checkpoint.js';
 
 const hex = (s: string): Uint8Array => Uint8Array.from(s.match(/../g)!.map((b) => parseInt(b, 16)));
 const noGlobals = new Map<string, GlobalCall | undefined>();

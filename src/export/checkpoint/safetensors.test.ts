@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRefusal } from '../../../test/helpers/errors.js';
 import { openSafetensors, openSafetensorsIndex } from './safetensors.js';
 import { CheckpointError } from './types.js';
-import { bf16Bytes, encodeSafetensors, f16Bytes, f32Bytes, f64Bytes, rawSafetensors, seededFloats, u16Bytes } from './testing.js';
+import { bf16Bytes, encodeSafetensors, f16Bytes, f32Bytes, f64Bytes, rawSafetensors, seededFloats, u16Bytes } from '../../../test/helpers/checkpoint-bytes.js';
 
 let dir: string;
 beforeAll(async () => {

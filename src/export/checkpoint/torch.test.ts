@@ -7,8 +7,8 @@ import { openRefusal } from '../../../test/helpers/errors.js';
 import { openTorchCheckpoint } from './torch.js';
 import { openSafetensors } from './safetensors.js';
 import { CheckpointError, type TensorStore } from './types.js';
-import { bf16Bytes, f16Bytes, f32Bytes, f64Bytes, seededFloats } from './testing.js';
-import { PickleWriter, torchStateDictPickle, writeTorchCheckpoint, type TorchCheckpointSpec } from './testing-torch.js';
+import { bf16Bytes, f16Bytes, f32Bytes, f64Bytes, seededFloats } from '../../../test/helpers/checkpoint-bytes.js';
+import { PickleWriter, torchStateDictPickle, writeTorchCheckpoint, type TorchCheckpointSpec } from '../../../test/helpers/torch-checkpoint.js';
 import { ZipReader } from './zip.js';
 
 let dir: string;
@@ -214,7 +214,7 @@ describe('fixture: the same weights in both formats', () => {
     }
   });
 
-  it.skipIf(!present)('testing-torch writes what torch.save wrote for hf-tiny-untied (same data.pkl bytes and zip layout)', async () => {
+  it.skipIf(!present)('torch-checkpoint.ts writes what torch.save wrote for hf-tiny-untied (same data.pkl bytes and zip layout)', async () => {
     const h = await openSafetensors(`${root}/hf-tiny-untied/hf/model.safetensors`);
     const mixer = ['norm.weight', 'mixer.dt_bias', 'mixer.A_log', 'mixer.D', 'mixer.conv1d.weight', 'mixer.conv1d.bias',
       'mixer.in_proj.weight', 'mixer.norm.weight', 'mixer.out_proj.weight'];

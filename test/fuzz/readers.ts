@@ -5,7 +5,7 @@
  * and runs the reader to the end (every tensor read). A crash is any exception other than the
  * reader's own typed error (CheckpointError / ConfigError); a slow case is one over SLOW_MS.
  *
- *   npx tsx bench/fuzz.ts [iterations=20000] [seed=1]     prints iterations, crashes, time; exit 1 on a crash
+ *   npx tsx test/fuzz/readers.ts [iterations=20000] [seed=1]     prints iterations, crashes, time; exit 1 on a crash
  *
  * test/fuzz.test.ts runs a few thousand iterations of the same loop.
  */
@@ -13,16 +13,16 @@ import { open } from 'node:fs/promises';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { PyDict, unpickle, type PickleValue } from '../src/export/checkpoint/pickle.js';
-import { openSafetensors } from '../src/export/checkpoint/safetensors.js';
-import { concatBytes } from '../src/export/checkpoint/testing.js';
-import { torchStateDictPickle, writeTorchCheckpoint, type TorchTensorSpec } from '../src/export/checkpoint/testing-torch.js';
-import { openTorchCheckpoint } from '../src/export/checkpoint/torch.js';
-import { ZipReader } from '../src/export/checkpoint/zip.js';
-import { CheckpointError, type TensorStore } from '../src/export/checkpoint/types.js';
-import { ConfigError, configFromJson, detectConfigFormat, parseConfigText } from '../src/export/config.js';
+import { PyDict, unpickle, type PickleValue } from '../../src/export/checkpoint/pickle.js';
+import { openSafetensors } from '../../src/export/checkpoint/safetensors.js';
+import { concatBytes } from '../helpers/checkpoint-bytes.js';
+import { torchStateDictPickle, writeTorchCheckpoint, type TorchTensorSpec } from '../helpers/torch-checkpoint.js';
+import { openTorchCheckpoint } from '../../src/export/checkpoint/torch.js';
+import { ZipReader } from '../../src/export/checkpoint/zip.js';
+import { CheckpointError, type TensorStore } from '../../src/export/checkpoint/types.js';
+import { ConfigError, configFromJson, detectConfigFormat, parseConfigText } from '../../src/export/config.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
+const ROOT = resolve(import.meta.dirname, '../..');
 const SLOW_MS = 2000;
 
 export type Target = 'safetensors' | 'torch-zip' | 'torch-pickle' | 'pickle' | 'config';
@@ -291,7 +291,7 @@ if (process.argv[1] && resolve(process.argv[1]) === import.meta.filename) {
   const iterations = Number(process.argv[2] ?? 20_000);
   const seed = Number(process.argv[3] ?? 1);
   if (!Number.isSafeInteger(iterations) || iterations < 1 || !Number.isSafeInteger(seed)) {
-    process.stderr.write(`usage: npx tsx bench/fuzz.ts [iterations ≥ 1] [seed], got ${process.argv.slice(2).join(' ')}\n`);
+    process.stderr.write(`usage: npx tsx test/fuzz/readers.ts [iterations ≥ 1] [seed], got ${process.argv.slice(2).join(' ')}\n`);
     process.exit(2);
   }
   const r = await runFuzz({ iterations, seed, onProgress: (n, res) => process.stderr.write(`  ${n} iterations, ${res.crashes.length} crashes\n`) });

@@ -10,7 +10,7 @@
  *   present_conv.{i}, present_ssm.{i}: same shapes as their past_ twins.
  * All-zero states mean a fresh sequence. Any sequence ≥ 1 continues any past state.
  *
- * Hybrids (hybrid-config.ts): layer i is either a Mamba-2 layer (the two states above) or an
+ * Hybrids (layers.ts): layer i is either a Mamba-2 layer (the two states above) or an
  * attention layer, whose state is a KV cache that grows by `sequence` each call:
  *   past_key.{i}      float32 [batch, Hkv, past_sequence, hd]   keys after rotary, oldest first
  *   past_value.{i}    float32 [batch, Hkv, past_sequence, hd]
@@ -20,10 +20,10 @@
  *   as its past_ twin. A fresh sequence feeds KV caches with past_sequence = 0 (empty tensors) and
  *   a zero conv state; the graph takes positions (rotary, causal mask) from past_sequence.
  */
-import type { DType } from '../graph/dtype.js';
-import type { Dim } from '../graph/shape.js';
-import type { Mamba2Config } from './config-types.js';
-import { type AttentionConfig, attentionOf, layerKinds, qkvDim } from './hybrid-config.js';
+import type { DType } from '../onnx/dtype.js';
+import type { Dim } from '../onnx/shape.js';
+import type { Mamba2Config } from './config.js';
+import { type AttentionConfig, attentionOf, layerKinds, qkvDim } from './layers.js';
 
 export const BATCH = 'batch';
 export const SEQUENCE = 'sequence';

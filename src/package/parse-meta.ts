@@ -2,8 +2,8 @@
  * Reading `mamba2-onnx.json` (ModelMeta) with checks, so that a wrong or foreign file is a clear
  * error before any session is created. Platform-neutral: the caller reads the text.
  */
-import type { Mamba2Config } from '../export/config-types.js';
-import type { ModelMeta } from '../export/model-meta.js';
+import type { Mamba2Config } from './config.js';
+import type { ModelMeta } from './meta.js';
 
 export class ModelMetaError extends Error {
   override readonly name = 'ModelMetaError';

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportModel } from '../export/index.js';
-import { Mamba2Model } from './model.js';
-import { concatHostStates } from './state.js';
+import { exportModel } from '../../src/export/index.js';
+import { Mamba2Model } from '../../src/runtime/model.js';
+import { concatHostStates } from '../../src/runtime/state.js';
 
 const root = mkdtempSync(join(tmpdir(), 'm2-hybrid-rt-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -7,7 +7,7 @@
  */
 import { open } from 'node:fs/promises';
 import { crc32, deflateRawSync } from 'node:zlib';
-import { concatBytes } from './testing.js';
+import { concatBytes } from './checkpoint-bytes.js';
 
 /** Emits pickle opcodes; `put` memoizes the value just written, like CPython's `memoize`. */
 export class PickleWriter {

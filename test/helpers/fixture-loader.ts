@@ -8,11 +8,11 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Mamba2Config } from '../export/config-types.js';
-import { openSafetensors } from '../export/checkpoint/safetensors.js';
-import { openTorchCheckpoint } from '../export/checkpoint/torch.js';
-import type { TensorStore } from '../export/checkpoint/types.js';
-import type { Weights } from './mixer.js';
+import type { Mamba2Config } from '../../src/package/config.js';
+import { openSafetensors } from '../../src/export/checkpoint/safetensors.js';
+import { openTorchCheckpoint } from '../../src/export/checkpoint/torch.js';
+import type { TensorStore } from '../../src/export/checkpoint/types.js';
+import type { Weights } from '../../src/reference/mixer.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** ../shared/fixtures beside the checkout (override: MAMBA2_SHARED_FIXTURES). */

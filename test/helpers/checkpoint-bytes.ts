@@ -1,10 +1,10 @@
 /**
  * Test helpers: build small checkpoints in memory (safetensors here; torch.save zips in
- * testing-torch.ts). Not used by library code.
+ * torch-checkpoint.ts). Not used by library code.
  */
 import { setFloat16 } from '@petamoriken/float16';
-import type { CkptDType } from './types.js';
-import { DTYPE_BYTES } from './tensor-bytes.js';
+import type { CkptDType } from '../../src/export/checkpoint/types.js';
+import { DTYPE_BYTES } from '../../src/export/checkpoint/tensor-bytes.js';
 
 export interface TestTensor {
   readonly key: string;

@@ -7,7 +7,7 @@
  * no 5xx, nothing hangs, the server never crashes; afterwards no slot is held, /health answers and
  * SIGTERM exits 0.
  *
- *   npx tsx bench/serve-fuzz.ts [model-dir] [--requests 5000] [--concurrency 8] [--seed 1] [--vocab N] [--json]
+ *   npx tsx test/fuzz/serve.ts [model-dir] [--requests 5000] [--concurrency 8] [--seed 1] [--vocab N] [--json]
  *
  * Without a model dir it exports a tiny random-weight model with a byte-level BPE tokenizer into a
  * temp dir. test/server-robustness.test.ts runs the same cases through fast-check (with shrinking).
@@ -325,7 +325,7 @@ export async function runServeFuzz(url: string, c: FuzzContext, o: { n: number; 
 }
 
 async function main(): Promise<void> {
-  const { parseArgs, startServe } = await import('./serve-common.js');
+  const { parseArgs, startServe } = await import('../../bench/serve-common.js');
   const args = parseArgs(process.argv.slice(2));
   const n = Number(args.get('requests') ?? 5000);
   const seed = Number(args.get('seed') ?? 1);
@@ -334,7 +334,7 @@ async function main(): Promise<void> {
   let cleanup = (): void => {};
   let vocab = Number(args.get('vocab') ?? 50277);
   if (!dir) {
-    const { exportTinyModels } = await import('../src/server/test-helpers.js');
+    const { exportTinyModels } = await import('../helpers/server.js');
     const m = await exportTinyModels(seed);
     dir = m.text;
     cleanup = m.cleanup;

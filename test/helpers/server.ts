@@ -5,17 +5,17 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportModel } from '../export/index.js';
-import { Mamba2Model } from '../runtime/model.js';
-import { byteLevelBpe } from '../runtime/test-utils/tiny-tokenizers.js';
-import type { ServeOptions } from './options.js';
-import { startServer, type RunningServer } from './server.js';
+import { exportModel } from '../../src/export/index.js';
+import { Mamba2Model } from '../../src/runtime/model.js';
+import { byteLevelBpe } from './tiny-tokenizers.js';
+import type { ServeOptions } from '../../src/server/options.js';
+import { startServer, type RunningServer } from '../../src/server/server.js';
 
 export interface TinyModels {
   root: string;
   /** tiny preset, vocab 256, no tokenizer (token-id prompts only, no EOS). */
   plain: string;
-  /** tiny shape with vocab 320 and the byte-level BPE tokenizer of test-utils (EOS = 0). */
+  /** tiny shape with vocab 320 and the byte-level BPE tokenizer of tiny-tokenizers.ts (EOS = 0). */
   text: string;
   cleanup(): void;
 }

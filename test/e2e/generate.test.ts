@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EpName } from './backend.js';
-import { exportModel } from '../export/index.js';
-import { Mamba2Model } from './model.js';
+import type { EpName } from '../../src/runtime/backend.js';
+import { exportModel } from '../../src/export/index.js';
+import { Mamba2Model } from '../../src/runtime/model.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURES = join(here, '../../../shared/fixtures');

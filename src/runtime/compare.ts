@@ -12,7 +12,7 @@
  * When either model returns only the last position's logits (`export --logits last`), prefill
  * compares that row alone.
  */
-import { Mamba2Model } from '../runtime/index.js';
+import { Mamba2Model } from './index.js';
 
 export interface CompareOptions {
   /** Token id rows, or text (encoded with the reference model's tokenizer). Each runs alone (batch 1). */

@@ -3,12 +3,16 @@
  * I/O so that a runtime needs nothing else (the runtime also checks it against the session's own
  * input metadata).
  */
-import type { Mamba2Config } from './config-types.js';
+import type { Mamba2Config } from './config.js';
 import type { IOTable } from './io.js';
 
 export const META_FILE = 'mamba2-onnx.json';
 export const MODEL_FILE = 'model.onnx';
 export const DATA_FILE = 'model.onnx.data';
+export const TOKENIZER_FILE = 'tokenizer.json';
+export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
+/** Tokenizer files copied from a checkpoint directory into the package when present. */
+export const TOKENIZER_FILES = [TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, 'special_tokens_map.json', 'generation_config.json'];
 
 export type SsdForm = 'chunked' | 'function' | 'contrib' | 'scan';
 export type WeightDType = 'fp32' | 'fp16' | 'int8' | 'int4';

@@ -1,5 +1,5 @@
 /**
- * A tiny recurrent ONNX model with the exact Mamba-2 I/O contract (src/export/io.ts), for testing
+ * A tiny recurrent ONNX model with the exact Mamba-2 I/O contract (src/package/io.ts), for testing
  * the runtime's session, state and generation code against the real onnxruntime without waiting
  * for the exporter. It is NOT Mamba-2: one "layer" whose states are easy to reason about:
  *
@@ -15,11 +15,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ONNX_DTYPE } from '../../graph/dtype.js';
-import { encodeModel, type NodeProto, type TensorProto, type ValueInfoProto } from '../../graph/proto.js';
-import type { Mamba2Config } from '../../export/config-types.js';
-import { ioTable } from '../../export/io.js';
-import { META_FILE, MODEL_FILE, type ModelMeta } from '../../export/model-meta.js';
+import { ONNX_DTYPE } from '../../src/onnx/dtype.js';
+import { encodeModel, type NodeProto, type TensorProto, type ValueInfoProto } from '../../src/onnx/proto.js';
+import type { Mamba2Config } from '../../src/package/config.js';
+import { ioTable } from '../../src/package/io.js';
+import { META_FILE, MODEL_FILE, type ModelMeta } from '../../src/package/meta.js';
 
 interface Init {
   name: string;

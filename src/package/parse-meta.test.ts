@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseModelMeta } from './meta.js';
-import { toyMeta } from './test-utils/toy-model.js';
+import { parseModelMeta } from './parse-meta.js';
+import { toyMeta } from '../../test/helpers/toy-model.js';
 
 const text = (over: Record<string, unknown> = {}): string => JSON.stringify({ ...toyMeta(), ...over });
 

@@ -1,7 +1,7 @@
 /** Hand-built ModelIR objects for the serializer and loader tests (no builder involved). */
-import type { DType } from './dtype.js';
-import type { AttributeValue, ModelIR, NodeIR, TensorData, ValueInfoIR } from './ir.js';
-import type { Shape } from './shape.js';
+import type { DType } from '../../src/onnx/dtype.js';
+import type { AttributeValue, ModelIR, NodeIR, TensorData, ValueInfoIR } from '../../src/graph/ir.js';
+import type { Shape } from '../../src/onnx/shape.js';
 
 export const CUSTOM_DOMAIN = 'ai.mamba2onnx';
 
