@@ -14,7 +14,7 @@ const RULES = JSON.parse(readFileSync(join(ROOT, 'test/layers.json'), 'utf8')) a
 const SCANNED = ['src', 'bench', 'scripts', 'contrib-ops', 'web', 'cli.ts'];
 
 /** The layer a repository path belongs to: `src/<folder>`, or its top folder (`src` for src/index.ts). */
-export function layerOf(path: string): string {
+function layerOf(path: string): string {
   const parts = normalize(path).split('/');
   if (parts[0] === 'src') return parts.length > 2 ? `src/${parts[1]}` : 'src';
   return parts[0]!;
@@ -23,12 +23,12 @@ export function layerOf(path: string): string {
 const SPECIFIER = /(?:^|[\s;])(?:import|export)\s(?:[^'";]*?\sfrom\s)?\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 /** Import specifiers of a source text (static, re-exports, side-effect and dynamic imports). */
-export function specifiers(text: string): string[] {
+function specifiers(text: string): string[] {
   return [...text.matchAll(SPECIFIER)].map((m) => (m[1] ?? m[2])!);
 }
 
 /** Every import of `files` (path → text) that breaks the rules, as `file: import → layer (why)`. */
-export function violations(files: ReadonlyMap<string, string>, rules = RULES): string[] {
+function violations(files: ReadonlyMap<string, string>, rules = RULES): string[] {
   const out: string[] = [];
   for (const [file, text] of files) {
     const from = layerOf(file);

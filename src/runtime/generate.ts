@@ -1,5 +1,6 @@
 /**
- * The generation loop, written once over Mamba2Model.forward (any backend):
+ * The generation loop of the library (Mamba2Model.generate/stream), written once over a
+ * ForwardModel (any backend); each row's sampling, text and stopping is a RowDecoder (decoder.ts):
  *
  *   prompt ids ──prefill (one call, or windows of prefillWindow continuing the state)──▶ state, last logits
  *        ┌──────────────────────────────────────────────────────────────────────────────┘
@@ -15,25 +16,16 @@
  * per group and step).
  */
 import { describe } from './backend.js';
-import { IncrementalDecoder, StopStringMatcher } from './detokenize.js';
-import type { Mamba2Model } from './model.js';
+import { RowDecoder, stopIdSet, type FinishReason, type StreamChunk } from './decoder.js';
+import type { ForwardModel } from './forward-model.js';
 import { checkIds, resolveOptions, type GenerateOptions, type ResolvedOptions } from './options.js';
-import { mulberry32, randomSeed, sampleToken } from './sampling.js';
-import { concatHostStates, sliceHostState, stateFromHost, type HostState, type Mamba2State } from './state.js';
-
-export interface StreamChunk {
-  tokenId: number;
-  /** Text that became final with this token ('' while a character or a possible stop string is incomplete). */
-  text: string;
-  /** Position of the token among the new tokens (0-based). */
-  index: number;
-}
+import { mulberry32, randomSeed } from './sampling.js';
+import type { Mamba2State } from './state.js';
+import { downloadRows, stackRows, stateFromArrays, type StateRow } from './state-rows.js';
 
 export interface RowChunk extends StreamChunk {
   row: number;
 }
-
-export type FinishReason = 'length' | 'stop_token' | 'stop_string';
 
 export interface GenerateResult {
   promptIds: number[];
@@ -54,19 +46,9 @@ export interface GenerateResult {
   seed: number;
 }
 
-interface Row {
-  prompt: number[];
-  history: number[];
-  out: number[];
-  text: string;
-  decoder: IncrementalDecoder | undefined;
-  stopper: StopStringMatcher;
-  finish: FinishReason | undefined;
-}
-
 const now = (): number => performance.now();
 
-function promptIds(model: Mamba2Model, p: unknown, o: ResolvedOptions, what: string): number[] {
+function promptIds(model: ForwardModel, p: unknown, o: ResolvedOptions, what: string): number[] {
   if (typeof p === 'string') {
     if (p === '') throw new RangeError(`${what}: expected a non-empty prompt, got ""`);
     const ids = model.encode(p, { addSpecialTokens: o.addSpecialTokens });
@@ -78,7 +60,7 @@ function promptIds(model: Mamba2Model, p: unknown, o: ResolvedOptions, what: str
 }
 
 /** Prefill equal-length rows, in windows; returns the last position's logits per row. */
-async function prefill(model: Mamba2Model, rows: number[][], init: Mamba2State | undefined, window: number, signal: AbortSignal | undefined): Promise<{ state: Mamba2State; last: Float32Array[] }> {
+async function prefill(model: ForwardModel, rows: number[][], init: Mamba2State | undefined, window: number, signal: AbortSignal | undefined): Promise<{ state: Mamba2State; last: Float32Array[] }> {
   const L = rows[0]!.length;
   let state = init;
   let last: Float32Array[] = [];
@@ -94,7 +76,7 @@ async function prefill(model: Mamba2Model, rows: number[][], init: Mamba2State |
 
 /** Generate for every prompt; yields each new token as it comes and returns one result per row. */
 export async function* generateRows(
-  model: Mamba2Model,
+  model: ForwardModel,
   prompts: readonly unknown[],
   opts: GenerateOptions,
   what: string,
@@ -107,22 +89,24 @@ export async function* generateRows(
   const ids = prompts.map((p, b) => promptIds(model, p, o, single ? what : `${what}[${b}]`));
   const B = ids.length;
   if (o.state) model.checkState(o.state, B, 'opts.state');
-  const stopIds = new Set<number>(o.stopTokenIds);
-  if (c.eosTokenId !== undefined) stopIds.add(c.eosTokenId);
-  if (tok?.eosTokenId !== undefined) stopIds.add(tok.eosTokenId);
+  const stopIds = stopIdSet(c, tok, o.stopTokenIds);
   const seed = o.seed ?? randomSeed();
-  const rng = mulberry32(seed);
+  const rng = mulberry32(seed); // one stream for all rows, drawn in row order
   o.signal?.throwIfAborted();
 
-  const rows: Row[] = ids.map((p) => ({
-    prompt: p,
-    history: p.slice(),
-    out: [],
-    text: '',
-    decoder: tok ? new IncrementalDecoder(tok, p) : undefined,
-    stopper: new StopStringMatcher(o.stopStrings),
-    finish: undefined,
-  }));
+  const rows = ids.map(
+    (p) =>
+      new RowDecoder({
+        promptIds: p,
+        sampling: { ...o.sampling, realVocabSize: c.realVocabSize },
+        rng,
+        stopIds,
+        stopStrings: o.stopStrings,
+        maxNewTokens: o.maxNewTokens,
+        minNewTokens: o.minNewTokens,
+        tokenizer: tok,
+      }),
+  );
 
   /** Rows decoded together through one state (one group, unless a hybrid has prompts of unequal length). */
   /** `spare`: the group's previous state, whose buffers the next step's state is written into. */
@@ -130,32 +114,34 @@ export async function* generateRows(
   const release = (s: Mamba2State | undefined): void => {
     if (s && s !== o.state) s.dispose();
   };
+  /** A state made of these row sets, stacked. */
+  const stacked = (sets: readonly (readonly StateRow[])[]): Mamba2State => stateFromArrays(model.backend, model.specs, sets.length, stackRows(model.specs, sets));
   try {
     // ── prefill ──
     const t0 = now();
     const last: Float32Array[] = [];
-    const init = o.state && !ids.every((p) => p.length === ids[0]!.length) ? await o.state.toHost() : undefined;
+    const equal = ids.every((p) => p.length === ids[0]!.length);
+    const init = o.state && !equal ? await downloadRows(model.backend, o.state) : undefined;
     /** The caller's initial state for these rows (a fresh one when absent). */
-    const initFor = (rs: number[]): Mamba2State | undefined =>
-      init ? stateFromHost(model.backend, model.specs, concatHostStates(rs.map((b) => sliceHostState(init, b)))) : undefined;
-    if (ids.every((p) => p.length === ids[0]!.length)) {
+    const initFor = (rs: number[]): Mamba2State | undefined => (init ? stacked(rs.map((b) => init[b]!)) : undefined);
+    if (equal) {
       const r = await prefill(model, ids, o.state, o.prefillWindow, o.signal);
       groups = [{ rows: ids.map((_, b) => b), state: r.state }];
       r.last.forEach((l, b) => (last[b] = l));
     } else if (!model.hasKvCache) {
-      const hosts: HostState[] = [];
+      const sets: StateRow[][] = [];
       for (let b = 0; b < B; b++) {
         const s0 = initFor([b]);
         try {
           const r = await prefill(model, [ids[b]!], s0, o.prefillWindow, o.signal);
-          hosts.push(await r.state.toHost());
+          sets.push((await downloadRows(model.backend, r.state))[0]!);
           r.state.dispose();
           last[b] = r.last[0]!;
         } finally {
           s0?.dispose();
         }
       }
-      groups = [{ rows: ids.map((_, b) => b), state: stateFromHost(model.backend, model.specs, concatHostStates(hosts)) }];
+      groups = [{ rows: ids.map((_, b) => b), state: stacked(sets) }];
     } else {
       for (const len of [...new Set(ids.map((p) => p.length))]) {
         const rs = ids.flatMap((p, b) => (p.length === len ? [b] : []));
@@ -174,41 +160,23 @@ export async function* generateRows(
     // ── decode ──
     let decodeMs = 0;
     let steps = 0;
-    if (o.maxNewTokens === 0) for (const r of rows) r.finish = 'length';
-    while (rows.some((r) => r.finish === undefined)) {
+    while (rows.some((r) => !r.finished)) {
       const t1 = now();
       const chunks: RowChunk[] = [];
       rows.forEach((r, b) => {
-        if (r.finish !== undefined) return;
-        const suppress = r.out.length < o.minNewTokens ? stopIds : undefined;
-        const id = sampleToken(last[b]!, r.history, { ...o.sampling, realVocabSize: c.realVocabSize, ...(suppress ? { suppress } : {}) }, rng);
-        r.out.push(id);
-        r.history.push(id);
-        let piece = r.decoder ? r.decoder.push(id) : '';
-        const s = r.stopper.push(piece);
-        piece = s.text;
-        if (s.stopped) r.finish = 'stop_string';
-        else if (stopIds.has(id)) r.finish = 'stop_token';
-        else if (r.out.length >= o.maxNewTokens) r.finish = 'length';
-        if (r.finish !== undefined && r.finish !== 'stop_string') {
-          const tail = r.stopper.push(r.decoder ? r.decoder.flush() : '');
-          piece += tail.text + r.stopper.flush();
-          if (tail.stopped) r.finish = 'stop_string';
-        }
-        r.text += piece;
-        chunks.push({ row: b, tokenId: id, text: piece, index: r.out.length - 1 });
+        if (!r.finished) chunks.push({ row: b, ...r.push(last[b]!) });
       });
       decodeMs += now() - t1;
       for (const ch of chunks) yield ch;
-      if (rows.every((r) => r.finish !== undefined)) break;
+      if (rows.every((r) => r.finished)) break;
       o.signal?.throwIfAborted();
       const t2 = now();
       for (const gr of groups) {
-        if (gr.rows.every((b) => rows[b]!.finish !== undefined)) continue; // a finished group stops
+        if (gr.rows.every((b) => rows[b]!.finished)) continue; // a finished group stops
         // Finished rows keep feeding their last token; their results are ignored.
         const spare = gr.spare;
         gr.spare = undefined;
-        const f = await model.forward(gr.rows.map((b) => [rows[b]!.out[rows[b]!.out.length - 1]!]), gr.state, spare ? { into: spare } : {});
+        const f = await model.forward(gr.rows.map((b) => [rows[b]!.lastToken]), gr.state, spare ? { into: spare } : {});
         // the caller's own state is never written into
         if (gr.state !== o.state && model.writesStateInPlace(gr.rows.length)) gr.spare = gr.state;
         else release(gr.state);
@@ -218,16 +186,17 @@ export async function* generateRows(
       steps++;
       decodeMs += now() - t2;
     }
-    return rows.map((r) => ({
-      promptIds: r.prompt,
+    const prefillTokens = ids.reduce((a, p) => a + p.length, 0);
+    return rows.map((r, b) => ({
+      promptIds: ids[b]!,
       outputIds: r.out,
       text: r.text,
-      finishReason: r.finish!,
-      prefillTokens: ids.reduce((a, p) => a + p.length, 0),
+      finishReason: r.finishReason!,
+      prefillTokens,
       decodeTokens: steps * B,
       prefillMs,
       decodeMs,
-      prefillTokensPerSecond: prefillMs > 0 ? (ids.reduce((a, p) => a + p.length, 0) * 1000) / prefillMs : 0,
+      prefillTokensPerSecond: prefillMs > 0 ? (prefillTokens * 1000) / prefillMs : 0,
       decodeTokensPerSecond: decodeMs > 0 ? (steps * B * 1000) / decodeMs : 0,
       seed,
     }));

@@ -5,8 +5,10 @@
  *   const m = await Mamba2Model.load(dir, { ep: 'cpu' });
  *   const { text } = await m.generate('Once upon a time', { maxNewTokens: 32 });
  */
-export { Mamba2Model, Logits, type ForwardIds, type ForwardResult, type LoadOptions, type CreateOptions } from './model.js';
-export type { GenerateResult, StreamChunk, FinishReason } from './generate.js';
+export { Mamba2Model, type LoadOptions, type CreateOptions } from './model.js';
+export { Logits, type ForwardIds, type ForwardModel, type ForwardResult } from './forward-model.js';
+export type { GenerateResult } from './generate.js';
+export { RowDecoder, stopIdSet, type FinishReason, type RowDecoderOptions, type StreamChunk } from './decoder.js';
 export type { GenerateOptions } from './options.js';
 export {
   EP_NAMES,
@@ -23,17 +25,8 @@ export {
   type RtTensor,
   type ValueInfo,
 } from './backend.js';
-export {
-  Mamba2State,
-  ModelMismatchError,
-  concatHostStates,
-  sliceHostState,
-  stateFromHost,
-  stateSpecs,
-  zeroState,
-  type HostState,
-  type StateSpec,
-} from './state.js';
+export { Mamba2State, ModelMismatchError, stateFromHost, stateSpecs, zeroState, type HostState, type StateSpec } from './state.js';
+export { concatHostStates, sliceHostState } from './state-rows.js';
 export { serializeState, deserializeState, StateFormatError, STATE_FORMAT_VERSION } from './state-io.js';
 export {
   mulberry32,

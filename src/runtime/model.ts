@@ -10,8 +10,10 @@ import type { Mamba2Config } from '../package/config.js';
 import { IO_NAMES } from '../package/io.js';
 import type { ModelMeta } from '../package/meta.js';
 import { checkMemoryPolicy, describe, parseEpList, type Backend, type MemoryPolicy, type BackendSession, type EpFallback, type EpName, type RtTensor } from './backend.js';
-import { generateRows, type GenerateResult, type StreamChunk } from './generate.js';
-import type { GenerateOptions } from './options.js';
+import type { StreamChunk } from './decoder.js';
+import { Logits, type ForwardIds, type ForwardModel, type ForwardResult } from './forward-model.js';
+import { generateRows, type GenerateResult } from './generate.js';
+import { checkIds, type GenerateOptions } from './options.js';
 import { deserializeState, serializeState } from './state-io.js';
 import { hasGrowingState, Mamba2State, stateFromHost, stateSpecs, zeroState, type StateSpec } from './state.js';
 import type { TextTokenizer } from './tokenizer.js';
@@ -38,35 +40,8 @@ export interface CreateOptions extends LoadOptions {
   tokenizer?: TextTokenizer;
 }
 
-/** Logits of one forward pass: [batch, sequence, vocab] (vocab = config.vocabSize, padded rows included). */
-export class Logits {
-  constructor(
-    readonly data: Float32Array,
-    readonly dims: readonly [number, number, number],
-  ) {}
-
-  /** The row of logits for batch row `b` at position `t` (negative t counts from the end). */
-  at(b: number, t = -1): Float32Array {
-    const [B, L, V] = this.dims;
-    const tt = t < 0 ? L + t : t;
-    if (!Number.isInteger(b) || b < 0 || b >= B || !Number.isInteger(tt) || tt < 0 || tt >= L) {
-      throw new RangeError(`logits.at: expected 0 ≤ b < ${B} and -${L} ≤ t < ${L}, got b = ${b}, t = ${t}`);
-    }
-    const off = (b * L + tt) * V;
-    return this.data.subarray(off, off + V);
-  }
-}
-
-export interface ForwardResult {
-  logits: Logits;
-  /** The state after these tokens; the input state is left as it was. */
-  state: Mamba2State;
-}
-
-/** Token ids for forward(): rows of equal length, one row, or int64 data with explicit dims. */
-export type ForwardIds = readonly (readonly number[])[] | readonly number[] | BigInt64Array | { data: BigInt64Array; dims: readonly [number, number] };
-
-export class Mamba2Model {
+/** One ONNX Runtime session as a ForwardModel (forward-model.ts), with generation on top. */
+export class Mamba2Model implements ForwardModel {
   readonly specs: readonly StateSpec[];
   private queue: Promise<unknown> = Promise.resolve();
   private released = false;
@@ -186,9 +161,10 @@ export class Mamba2Model {
 
   /**
    * Whether forward(…, { into }) writes a `batch`-row state in place: host outputs on a backend that
-   * writes pre-allocated outputs, states that do not grow, and a single row (measured: +10–15 % CPU
-   * decode at batch 1, slower from batch 4 on, since onnxruntime-node 1.30 also returns a copy of each
-   * pre-allocated output). Callers keep a spare state only when this is true.
+   * writes pre-allocated outputs, states that do not grow, and a single row only (it speeds up CPU
+   * decode at batch 1 and slows larger batches, since onnxruntime-node 1.30 also returns a copy of
+   * each pre-allocated output; measurements in BENCHMARKS.md, "Pre-allocated state outputs").
+   * Callers keep a spare state only when this is true.
    */
   writesStateInPlace(batch: number): boolean {
     return batch === 1 && this.session.writesInto && !this.hasKvCache && !this.specs.some((sp) => this.session.deviceOutputs.has(sp.output));
@@ -294,13 +270,7 @@ export class Mamba2Model {
       rows.forEach((row, b) => {
         if (!Array.isArray(row)) throw new TypeError(`ids[${b}]: expected an array of token ids, got ${describe(row)}`);
         if (row.length !== L) throw new RangeError(`ids[${b}]: rows must have equal length, expected ${L}, got ${row.length}`);
-        row.forEach((id: unknown, t) => {
-          if (typeof id !== 'number') throw new TypeError(`ids[${b}][${t}]: expected a token id (number), got ${describe(id)}`);
-          if (!Number.isInteger(id) || id < 0 || id >= V) {
-            throw new RangeError(`ids[${b}][${t}]: token id out of vocab, expected an integer in [0, ${V}), got ${id}`);
-          }
-          data[b * L + t] = BigInt(id);
-        });
+        if (L > 0) checkIds(row, V, `ids[${b}]`).forEach((id, t) => (data[b * L + t] = BigInt(id)));
       });
       dims = [rows.length, L];
     } else if (ids && typeof ids === 'object' && 'data' in ids && ids.data instanceof BigInt64Array) {
@@ -313,12 +283,7 @@ export class Mamba2Model {
       throw new TypeError(`ids: expected number[][], number[], BigInt64Array or {data, dims}, got ${describe(ids)}`);
     }
     if (dims[1] < 1) throw new RangeError('ids: expected at least one token per row, got 0');
-    for (let i = 0; i < data.length; i++) {
-      if (data[i]! < 0n || data[i]! >= BigInt(V)) {
-        const b = Math.floor(i / dims[1]);
-        throw new RangeError(`ids[${b}][${i % dims[1]}]: token id out of vocab, expected an integer in [0, ${V}), got ${data[i]}`);
-      }
-    }
+    if (!Array.isArray(ids)) for (let b = 0; b < dims[0]; b++) checkIds(data.subarray(b * dims[1], (b + 1) * dims[1]), V, `ids[${b}]`);
     return { data, dims };
   }
 }

@@ -120,19 +120,28 @@ export function resolveOptions(opts: unknown, vocab: number): ResolvedOptions {
   };
 }
 
+const outOfVocab = (what: string, i: number, vocab: number, id: number | bigint): RangeError =>
+  new RangeError(`${what}[${i}]: token id out of vocab, expected an integer in [0, ${vocab}), got ${id}`);
+
 /**
- * Token ids from the user: `number[]` for one sequence. Every id must be an integer in
- * [0, vocab). `what` names the argument in errors.
+ * Token ids from the user: `number[]` for one sequence, or one row of int64 ids. Every id must be
+ * an integer in [0, vocab). `what` names the argument in errors. The one vocabulary check of ids.
  */
-export function checkIds(ids: unknown, vocab: number, what: string): number[] {
+export function checkIds(ids: BigInt64Array, vocab: number, what: string): BigInt64Array;
+export function checkIds(ids: unknown, vocab: number, what: string): number[];
+export function checkIds(ids: unknown, vocab: number, what: string): number[] | BigInt64Array {
+  if (ids instanceof BigInt64Array) {
+    const top = BigInt(vocab);
+    if (ids.length === 0) throw new RangeError(`${what}: expected at least one token id, got an empty array`);
+    for (let i = 0; i < ids.length; i++) if (ids[i]! < 0n || ids[i]! >= top) throw outOfVocab(what, i, vocab, ids[i]!);
+    return ids;
+  }
   if (!Array.isArray(ids)) throw new TypeError(`${what}: expected an array of token ids, got ${describe(ids)}`);
   if (ids.length === 0) throw new RangeError(`${what}: expected at least one token id, got an empty array`);
   for (let i = 0; i < ids.length; i++) {
     const id: unknown = ids[i];
     if (typeof id !== 'number') throw new TypeError(`${what}[${i}]: expected a token id (number), got ${describe(id)}`);
-    if (!Number.isInteger(id) || id < 0 || id >= vocab) {
-      throw new RangeError(`${what}[${i}]: token id out of vocab, expected an integer in [0, ${vocab}), got ${id}`);
-    }
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) throw outOfVocab(what, i, vocab, id);
   }
   return ids as number[];
 }

@@ -18,7 +18,7 @@ export class OrtSession implements BackendSession {
     /** The backend's own Tensor class (feeds made by another backend are refused) and its name. */
     private readonly tensorClass: abstract new (...args: never[]) => Tensor,
     private readonly backendName: string,
-    /** onnxruntime-node writes pre-allocated host outputs in place (measured: +9–15 % CPU decode); not relied on for onnxruntime-web. */
+    /** onnxruntime-node writes pre-allocated host outputs in place (faster CPU decode at batch 1: BENCHMARKS.md); not relied on for onnxruntime-web. */
     readonly writesInto = false,
   ) {
     const info = (m: InferenceSession.ValueMetadata): ValueInfo =>

@@ -3,7 +3,8 @@ import { ioTable } from '../package/io.js';
 import type { ValueInfo } from './backend.js';
 import { nodeBackend } from './node.js';
 import { crc32, deserializeState, serializeState, StateFormatError } from './state-io.js';
-import { concatHostStates, ModelMismatchError, sliceHostState, stateFromHost, stateSpecs, zeroState, type HostState } from './state.js';
+import { ModelMismatchError, stateFromHost, stateSpecs, zeroState, type HostState } from './state.js';
+import { concatHostStates, sliceHostState } from './state-rows.js';
 import { toyMeta } from '../../test/helpers/toy-model.js';
 
 const host = (batch: number, seed = 1): HostState => {

@@ -1,7 +1,7 @@
 /**
  * Recurrent state: which graph inputs hold it (checked against the session's own metadata and the
  * model's io table), zero states for any batch, device-resident state between steps, and a host
- * copy that can be concatenated, sliced and saved to bytes (state-io.ts).
+ * copy that can be saved to bytes (state-io.ts). Stacking and slicing rows: state-rows.ts.
  *
  * Per layer i (src/package/io.ts):  past_conv.{i} [B, convDim, K-1]   past_ssm.{i} [B, H, P, N]
  * An attention layer of a hybrid:  past_key.{i} / past_value.{i} [B, Hkv, T, hd] (T grows by every
@@ -222,41 +222,6 @@ export function stateFromHost(backend: Backend, specs: readonly StateSpec[], hos
     return s.type === 'float16' ? backend.tensor('float16', narrow(t.data), t.dims) : backend.tensor('float32', Float32Array.from(t.data), t.dims);
   });
   return new Mamba2State(backend, specs, host.batch, tensors);
-}
-
-/** Stack host states along the batch axis (same tensors, any batch sizes). */
-export function concatHostStates(states: readonly HostState[]): HostState {
-  if (states.length === 0) throw new RangeError('concatHostStates: expected at least one state, got none');
-  const first = states[0]!;
-  const batch = states.reduce((a, s) => a + s.batch, 0);
-  const tensors = first.tensors.map((t, i) => {
-    const row = elements(t.dims.slice(1));
-    const data = new Float32Array(batch * row);
-    let off = 0;
-    for (const s of states) {
-      const u = s.tensors[i];
-      if (!u || u.name !== t.name || u.dims.slice(1).join(',') !== t.dims.slice(1).join(',')) {
-        const why = u && u.name === t.name && t.name.startsWith('past_key') ? ' (KV caches of different lengths cannot be stacked)' : '';
-        throw new RangeError(`concatHostStates: tensor ${i} ('${t.name}') differs between the states${why}`);
-      }
-      data.set(u.data, off);
-      off += u.data.length;
-    }
-    return { name: t.name, dims: [batch, ...t.dims.slice(1)], data };
-  });
-  return { batch, tensors };
-}
-
-/** Rows [start, end) of a host state. */
-export function sliceHostState(host: HostState, start: number, end = start + 1): HostState {
-  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > host.batch || start >= end) {
-    throw new RangeError(`sliceHostState: rows expected 0 ≤ start < end ≤ ${host.batch}, got [${start}, ${end})`);
-  }
-  const tensors = host.tensors.map((t) => {
-    const row = elements(t.dims.slice(1));
-    return { name: t.name, dims: [end - start, ...t.dims.slice(1)], data: t.data.slice(start * row, end * row) };
-  });
-  return { batch: end - start, tensors };
 }
 
 function widen(bits: Uint16Array): Float32Array {

@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FinishReason } from '../runtime/decoder.js';
 import type { Engine } from './engine.js';
 import { ApiError } from './errors.js';
 import type { SequenceResult, SequenceSink, TokenChunk } from './sequence.js';
@@ -22,6 +23,12 @@ interface Usage {
   total_tokens: number;
   prompt_tokens_details: { cached_tokens: number };
 }
+
+/** OpenAI's finish_reason: 'length' for the token budget, 'stop' for a stop id or a stop string. */
+export type OpenAiFinishReason = 'stop' | 'length';
+
+/** The runtime's finish reason as OpenAI reports it (the only place the two vocabularies meet). */
+export const openAiFinishReason = (r: FinishReason): OpenAiFinishReason => (r === 'length' ? 'length' : 'stop');
 
 const usageOf = (r: SequenceResult): Usage => ({
   prompt_tokens: r.promptTokens,
@@ -68,7 +75,7 @@ export async function handleCompletion(request: FastifyRequest, reply: FastifyRe
     });
     return {
       ...base,
-      choices: [{ text: result.text, index: 0, logprobs: null, finish_reason: result.finishReason, token_ids: result.outputIds }],
+      choices: [{ text: result.text, index: 0, logprobs: null, finish_reason: openAiFinishReason(result.finishReason), token_ids: result.outputIds }],
       usage: usageOf(result),
       system_fingerprint: `seed-${result.seed}`,
     };
@@ -89,7 +96,7 @@ export async function handleCompletion(request: FastifyRequest, reply: FastifyRe
       send({ ...base, choices: [{ text: c.text, index: 0, logprobs: null, finish_reason: null, token_ids: [c.tokenId] }], ...usageNull });
     },
     done(r: SequenceResult) {
-      send({ ...base, choices: [{ text: '', index: 0, logprobs: null, finish_reason: r.finishReason, token_ids: [] }], ...usageNull });
+      send({ ...base, choices: [{ text: '', index: 0, logprobs: null, finish_reason: openAiFinishReason(r.finishReason), token_ids: [] }], ...usageNull });
       if (req.includeUsage) send({ ...base, choices: [], usage: usageOf(r) });
       end();
     },

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { nodeBackend } from '../runtime/node.js';
 import type { StateSpec } from '../runtime/state.js';
-import { DecodeBatch, stateArrays } from './decode-batch.js';
+import { stateArrays } from '../runtime/state-rows.js';
+import { DecodeBatch } from './decode-batch.js';
 
 const specs: StateSpec[] = [
   { layer: 0, role: 'conv_state', input: 'past_conv.0', output: 'present_conv.0', type: 'float32', dims: [2, 3] },

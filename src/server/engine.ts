@@ -1,5 +1,6 @@
 /**
- * The serving engine: continuous batching over one Mamba2Model.
+ * The serving engine: continuous batching over one ForwardModel (a Mamba2Model, or any backend
+ * behind runtime/forward-model.ts).
  *
  *   submit ─▶ queue ─(free slot)─▶ prefill: cache lookup, then windows aligned to multiples of W
  *                                  (one forward call per loop turn; sequences whose next window has
@@ -26,11 +27,13 @@
  * calls take one sequence each and the decode step is one call per sequence (solo-batch.ts).
  */
 import { describe } from '../runtime/backend.js';
-import type { Mamba2Model } from '../runtime/model.js';
-import { DecodeBatch, type DecodeRows, hostState, sliceRow, stackRows, stateArrays, zeroRows } from './decode-batch.js';
+import { stopIdSet } from '../runtime/decoder.js';
+import type { ForwardModel } from '../runtime/forward-model.js';
+import { sliceRow, stackRows, stateArrays, stateFromArrays, zeroRows, type StateRow } from '../runtime/state-rows.js';
+import { DecodeBatch, type DecodeRows } from './decode-batch.js';
 import { QueueFullError, unavailable } from './errors.js';
 import { RateWindow, type EngineStats, type Outcome } from './metrics.js';
-import { PrefixCache, type StateRow } from './prefix-cache.js';
+import { PrefixCache } from './prefix-cache.js';
 import { Sequence, type SequenceSink, type SequenceSpec } from './sequence.js';
 import { SoloBatch } from './solo-batch.js';
 
@@ -52,7 +55,7 @@ export class Engine {
   private readonly prefilling: Sequence[] = [];
   private readonly ready: Sequence[] = [];
   private readonly batch: DecodeRows<Sequence>;
-  private readonly stopIds: Set<number>;
+  private readonly stopIds: ReadonlySet<number>;
   private readonly rate = new RateWindow();
   private readonly counts = { promptTokens: 0, prefillTokens: 0, generatedTokens: 0, decodeSteps: 0, prefillCalls: 0, lastBatchSize: 0 };
   private readonly outcomes: Record<Outcome, number> = { ok: 0, cancelled: 0, error: 0, rejected: 0 };
@@ -63,15 +66,13 @@ export class Engine {
   private readonly loopDone: Promise<void>;
 
   constructor(
-    readonly model: Mamba2Model,
+    readonly model: ForwardModel,
     readonly opts: EngineOptions,
   ) {
     if (model.deviceState) throw new Error('Engine: the model keeps its states on the device; load it with deviceState: false');
     this.cache = new PrefixCache(opts.cacheBytes);
     this.batch = model.hasKvCache ? new SoloBatch<Sequence>(model.specs) : new DecodeBatch<Sequence>(model.specs);
-    this.stopIds = new Set<number>();
-    if (model.config.eosTokenId !== undefined) this.stopIds.add(model.config.eosTokenId);
-    if (model.tokenizer?.eosTokenId !== undefined) this.stopIds.add(model.tokenizer.eosTokenId);
+    this.stopIds = stopIdSet(model.config, model.tokenizer);
     this.loopDone = this.loop();
   }
 
@@ -263,14 +264,14 @@ export class Engine {
     const specs = this.model.specs;
     const rows = group.map((s) => s.rows ?? zeroRows(specs));
     const arrays = group.length === 1 ? rows[0]! : stackRows(specs, rows);
-    const state = hostState(this.model.backend, specs, group.length, arrays);
+    const state = stateFromArrays(this.model.backend, specs, group.length, arrays);
     const ids = group.map((s) => s.spec.promptIds.slice(s.pos, s.pos + n));
     const f = await this.model.forward(ids, state);
     this.counts.prefillCalls++;
     this.counts.prefillTokens += n * group.length;
     const out = stateArrays(f.state);
     group.forEach((seq, r) => {
-      seq.rows = group.length === 1 ? out : sliceRow(specs, out, r);
+      seq.rows = group.length === 1 ? out : sliceRow(specs, out, r, group.length);
       seq.pos += n;
       const logits = f.logits.at(r, -1).slice();
       const prefix = seq.spec.promptIds.slice(0, seq.pos);

@@ -10,9 +10,7 @@
  * LRU within a byte budget (state tensors + logits + ids). Entries are never mutated after insert:
  * callers feed their arrays to the model as inputs (read-only) and copy rows out of them.
  */
-
-/** One row of one state tensor (float32, or float16 bits). */
-export type StateRow = Float32Array | Uint16Array;
+import type { StateRow } from '../runtime/state-rows.js';
 
 export interface CacheEntry {
   readonly ids: readonly number[];

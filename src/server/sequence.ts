@@ -1,29 +1,25 @@
 /**
- * One request inside the engine: its prompt, where its prefill stands, its sampler (own seeded
- * RNG), the streaming detokenizer and stop-string matcher, and the sink its tokens go to.
+ * One request inside the engine: its prompt, where its prefill stands, and the sink its tokens go
+ * to. Sampling, the streaming text and stopping are the runtime's RowDecoder, with the sequence's
+ * own seeded RNG (so a request gives the same tokens alone or among others).
  *
  *   queued ──slot──▶ prefill (windows; or a cache hit) ──▶ ready (first token sampled)
  *          ──join──▶ decode (one row of the decode batch) ──▶ done
  * A cancelled sequence leaves at the next step boundary; its sink hears nothing more.
  */
-import { IncrementalDecoder, StopStringMatcher } from '../runtime/detokenize.js';
-import { mulberry32, randomSeed, sampleToken, type Rng, type SamplingParams } from '../runtime/sampling.js';
+import { RowDecoder, type FinishReason, type StreamChunk } from '../runtime/decoder.js';
+import { mulberry32, randomSeed } from '../runtime/sampling.js';
+import type { StateRow } from '../runtime/state-rows.js';
 import type { TextTokenizer } from '../runtime/tokenizer.js';
-import type { StateRow } from './prefix-cache.js';
 import type { SamplingRequest } from './validate.js';
 
-export type FinishReason = 'stop' | 'length';
-
-export interface TokenChunk {
-  tokenId: number;
-  /** Text that became final with this token ('' while a character or a possible stop string is incomplete). */
-  text: string;
-  index: number;
-}
+/** A new token and the text that became final with it (the runtime's StreamChunk). */
+export type TokenChunk = StreamChunk;
 
 export interface SequenceResult {
   outputIds: number[];
   text: string;
+  /** The runtime's reason; the HTTP layer maps it to OpenAI's ('stop' | 'length'). */
   finishReason: FinishReason;
   promptTokens: number;
   completionTokens: number;
@@ -56,64 +52,51 @@ export class Sequence {
   rows: readonly StateRow[] | undefined;
   cachedTokens = 0;
   cancelled = false;
-  readonly out: number[] = [];
   readonly seed: number;
   readonly enqueuedAt = performance.now();
-  private readonly rng: Rng;
-  private readonly params: SamplingParams;
-  private readonly history: number[] | undefined;
-  private readonly decoder: IncrementalDecoder | undefined;
-  private readonly stopper: StopStringMatcher;
-  private text = '';
-  private finish: 'stop_token' | 'stop_string' | 'length' | undefined;
+  private readonly decoder: RowDecoder;
 
   constructor(
     readonly spec: SequenceSpec,
     readonly sink: SequenceSink,
     tokenizer: TextTokenizer | undefined,
-    private readonly stopIds: ReadonlySet<number>,
+    stopIds: ReadonlySet<number>,
     realVocabSize: number,
   ) {
     const s = spec.sampling;
     this.seed = s.seed ?? randomSeed();
-    this.rng = mulberry32(this.seed);
-    this.params = { temperature: s.temperature, topK: s.topK, topP: s.topP, repetitionPenalty: s.repetitionPenalty, realVocabSize };
-    this.history = s.repetitionPenalty !== 1 ? spec.promptIds.slice() : undefined;
-    this.decoder = tokenizer ? new IncrementalDecoder(tokenizer, spec.promptIds) : undefined;
-    this.stopper = new StopStringMatcher(spec.stop);
+    this.decoder = new RowDecoder({
+      promptIds: spec.promptIds,
+      sampling: { temperature: s.temperature, topK: s.topK, topP: s.topP, repetitionPenalty: s.repetitionPenalty, realVocabSize },
+      rng: mulberry32(this.seed),
+      stopIds,
+      stopStrings: spec.stop,
+      maxNewTokens: spec.maxTokens,
+      tokenizer,
+    });
   }
 
   get promptLength(): number {
     return this.spec.promptIds.length;
   }
 
+  /** The new token ids so far. */
+  get out(): readonly number[] {
+    return this.decoder.out;
+  }
+
   get lastToken(): number {
-    return this.out[this.out.length - 1]!;
+    return this.decoder.lastToken;
   }
 
   get finished(): boolean {
-    return this.finish !== undefined;
+    return this.decoder.finished;
   }
 
   /** Sample the next token from `logits` and send it to the sink; true when the sequence is finished. */
   sample(logits: Float32Array): boolean {
-    const id = sampleToken(logits, this.history ?? [], this.params, this.rng);
-    this.out.push(id);
-    this.history?.push(id);
-    let piece = this.decoder ? this.decoder.push(id) : '';
-    const s = this.stopper.push(piece);
-    piece = s.text;
-    if (s.stopped) this.finish = 'stop_string';
-    else if (this.stopIds.has(id)) this.finish = 'stop_token';
-    else if (this.out.length >= this.spec.maxTokens) this.finish = 'length';
-    if (this.finish !== undefined && this.finish !== 'stop_string') {
-      const tail = this.stopper.push(this.decoder ? this.decoder.flush() : '');
-      piece += tail.text + this.stopper.flush();
-      if (tail.stopped) this.finish = 'stop_string';
-    }
-    this.text += piece;
-    this.sink.token({ tokenId: id, text: piece, index: this.out.length - 1 });
-    return this.finish !== undefined;
+    this.sink.token(this.decoder.push(logits));
+    return this.decoder.finished;
   }
 
   /** Report the result (once finished). */
@@ -121,11 +104,11 @@ export class Sequence {
     this.phase = 'done';
     this.rows = undefined;
     this.sink.done({
-      outputIds: this.out.slice(),
-      text: this.text,
-      finishReason: this.finish === 'length' ? 'length' : 'stop',
+      outputIds: this.decoder.out.slice(),
+      text: this.decoder.text,
+      finishReason: this.decoder.finishReason!,
       promptTokens: this.promptLength,
-      completionTokens: this.out.length,
+      completionTokens: this.decoder.out.length,
       cachedTokens: this.cachedTokens,
       seed: this.seed,
     });

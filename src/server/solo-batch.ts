@@ -6,10 +6,10 @@
  *
  * Same interface as DecodeBatch, so the engine's loop is unchanged: holes, compact(), rowsOf().
  */
-import type { Mamba2Model } from '../runtime/model.js';
+import type { ForwardModel } from '../runtime/forward-model.js';
 import type { StateSpec } from '../runtime/state.js';
-import { type DecodeRows, hostState, stateArrays, type StepLogits } from './decode-batch.js';
-import type { StateRow } from './prefix-cache.js';
+import { stateArrays, stateFromArrays, type StateRow } from '../runtime/state-rows.js';
+import type { DecodeRows, StepLogits } from './decode-batch.js';
 import { RowSlots } from './row-slots.js';
 
 export class SoloBatch<T> extends RowSlots<T> implements DecodeRows<T> {
@@ -45,11 +45,11 @@ export class SoloBatch<T> extends RowSlots<T> implements DecodeRows<T> {
   }
 
   /** One batch-1 forward call per live row; holes are skipped. */
-  async step(model: Mamba2Model, ids: number[][]): Promise<StepLogits> {
+  async step(model: ForwardModel, ids: number[][]): Promise<StepLogits> {
     const logits = new Map<number, Float32Array>();
     for (const [row, seq] of this.slots.entries()) {
       if (seq === undefined) continue;
-      const f = await model.forward([ids[row]!], hostState(model.backend, this.specs, 1, this.states.get(seq)!));
+      const f = await model.forward([ids[row]!], stateFromArrays(model.backend, this.specs, 1, this.states.get(seq)!));
       this.states.set(seq, stateArrays(f.state));
       logits.set(row, f.logits.at(0, -1));
     }

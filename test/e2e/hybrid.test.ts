@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportModel } from '../../src/export/index.js';
 import { Mamba2Model } from '../../src/runtime/model.js';
-import { concatHostStates } from '../../src/runtime/state.js';
+import { concatHostStates } from '../../src/runtime/state-rows.js';
 
 const root = mkdtempSync(join(tmpdir(), 'm2-hybrid-rt-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
