@@ -10,10 +10,12 @@ import { MatMulNBits } from '../graph/ops-quant.js';
 import type { Dim } from '../onnx/shape.js';
 import type { Value } from '../graph/value.js';
 import type { Mamba2Config } from '../package/config.js';
+import { BATCH, SEQUENCE } from '../package/io.js';
 import type { NBits } from './quantize.js';
 
-export const B = 'batch';
-export const L = 'sequence';
+/** The batch and sequence dims, as the I/O contract spells them. */
+export const B = BATCH;
+export const L = SEQUENCE;
 
 export interface Tuning {
   /**
@@ -156,7 +158,7 @@ export function silu(g: GraphBuilder, x: Value): Value {
 }
 
 /** x / sqrt(mean(x², last axis) + eps), in the Pow→ReduceMean→Add→Sqrt→Div form ORT fuses. */
-export function rmsNormalize(g: GraphBuilder, x: Value, eps: number): Value {
+function rmsNormalize(g: GraphBuilder, x: Value, eps: number): Value {
   const ms = op.ReduceMean(g, op.Pow(g, x, g.constant('float32', [], [2])), [-1]); // [...,1]
   const rms = op.Sqrt(g, op.Add(g, ms, g.constant('float32', [], [eps]))); // [...,1]
   return op.Div(g, x, rms); // [...,D]

@@ -38,7 +38,7 @@ export function causalConv(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /*
  * at L = 8192 on an H200, equal on CPU and WebGPU; BENCHMARKS.md) and no transposes of the
  * sequence; only the small state is transposed.
  */
-export function causalConvShifted(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
+function causalConvShifted(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
   const { g, c } = ctx;
   const K = c.dConv;
   return g.scope('conv1d', () => {

@@ -21,7 +21,7 @@ import * as op from '../graph/ops.js';
 import { MS_DOMAIN } from '../graph/opset.js';
 import type { Value } from '../graph/value.js';
 import { type AttentionWeights, attentionLayer, declareAttention } from './attention.js';
-import { B, Ctx, embed, L, linear, rmsNorm, type Tuning } from './blocks.js';
+import { Ctx, embed, linear, rmsNorm, type Tuning } from './blocks.js';
 import type { TensorStore } from './checkpoint/types.js';
 import type { Mamba2Config } from '../package/config.js';
 import { type SequenceForm, sequenceForm } from './forms.js';
@@ -159,4 +159,3 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   return m.finish();
 }
 
-export { B, L };

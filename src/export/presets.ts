@@ -41,7 +41,7 @@ export function listPresets(): string[] {
 }
 
 /** Reads a preset JSON file from any path. */
-export function loadPresetFile(file: string): Preset {
+function loadPresetFile(file: string): Preset {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

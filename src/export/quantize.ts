@@ -104,35 +104,6 @@ export function dequantizeBlockwise(q: BlockQuantized): Float32Array {
   return out;
 }
 
-export interface RowQuantized {
-  /** int8 [rows, cols] */
-  q: Int8Array;
-  /** float32 [rows, cols / blockSize] */
-  scales: Float32Array;
-  blockSize: number;
-}
-
-/** Symmetric int8 per block of `blockSize` columns of each row (cols % blockSize == 0): w ≈ q·scale. */
-export function quantizeRowsInt8(w: Float32Array, rows: number, cols: number, blockSize: number): RowQuantized {
-  if (w.length !== rows * cols) throw new RangeError(`quantizeRowsInt8: expected ${rows}·${cols} values, got ${w.length}`);
-  if (!Number.isSafeInteger(blockSize) || blockSize < 1 || cols % blockSize !== 0) {
-    throw new RangeError(`quantizeRowsInt8: blockSize must divide cols = ${cols}, got ${blockSize}`);
-  }
-  const nb = cols / blockSize;
-  const q = new Int8Array(rows * cols);
-  const scales = new Float32Array(rows * nb);
-  for (let blk = 0; blk < rows * nb; blk++) {
-    const base = blk * blockSize;
-    let m = 0;
-    for (let e = 0; e < blockSize; e++) m = Math.max(m, Math.abs(w[base + e]!));
-    const scale = m / 127;
-    const inv = scale > 0 ? 1 / scale : 0;
-    scales[blk] = scale;
-    for (let e = 0; e < blockSize; e++) q[base + e] = Math.round(w[base + e]! * inv);
-  }
-  return { q, scales, blockSize };
-}
-
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 

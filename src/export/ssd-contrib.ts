@@ -1,6 +1,8 @@
 /**
  * The `contrib` form: ONNX Runtime's com.microsoft fused ops (contrib-ops/LinearAttention,
  * contrib-ops/CausalConvWithState). The graph I/O stays as for every form; only layouts are mapped.
+ * Shapes use the glossary of ssd.ts (B batch, L sequence, H heads, G groups, P head dim, N state;
+ * B and C the matrices as Bm / Cm in code); Cdim conv channels, K conv width.
  *
  * SSD as gated linear attention (per head h of group g(h), state S [N,P] = our hᵀ):
  *   S_t = exp(dt_t·A_h)·S_{t−1} + B_t ⊗ (dt_t·x_t)      y_t = C_tᵀ S_t

@@ -2,7 +2,8 @@
  * The `function` form: each layer's SSD is ONE node `ai.mamba2onnx::SSDChunkScan` whose definition
  * is a model-local function (FunctionProto) with the chunked dual form (ssd.ts) as its body. ONNX
  * Runtime inlines the body; a runtime with its own kernel may claim the node instead; Netron shows
- * one node per layer. contrib-ops/SSDChunkScan/README.md specifies the op.
+ * one node per layer. contrib-ops/SSDChunkScan/README.md specifies the op. Shapes use the glossary
+ * of ssd.ts.
  *
  *   x [B,L,H,P], dt [B,L,H], A [H], Bm, Cm [B,L,G,N], h0 [B,H,P,N]
  *     ─ SSDChunkScan(chunk_size, n_groups, dt_limit) ─→ y [B,L,H,P] (no D skip), hT [B,H,P,N]
@@ -19,7 +20,7 @@ export const SSD_OP = 'SSDChunkScan';
 export const SSD_OP_VERSION = 1;
 
 /** The attributes the node carries: the body's chunk size, the group count, the dt clamp applied upstream. */
-export function ssdChunkScanAttrs(c: Mamba2Config): Record<string, AttributeValue> {
+function ssdChunkScanAttrs(c: Mamba2Config): Record<string, AttributeValue> {
   return {
     chunk_size: { type: 'int', value: c.chunkSize },
     n_groups: { type: 'int', value: c.nGroups },
@@ -32,7 +33,7 @@ const defined = new WeakMap<ModelBuilder, string>();
 const signature = (c: Mamba2Config): string => `H=${c.nHeads} P=${c.headDim} N=${c.dState} G=${c.nGroups} Q=${c.chunkSize}`;
 
 /** Defines `ai.mamba2onnx::SSDChunkScan` in `m` for config `c` (once per model). */
-export function defineSsdChunkScan(m: ModelBuilder, c: Mamba2Config): void {
+function defineSsdChunkScan(m: ModelBuilder, c: Mamba2Config): void {
   const sig = signature(c);
   const have = defined.get(m);
   if (have !== undefined) {

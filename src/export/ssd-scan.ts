@@ -1,6 +1,7 @@
 /**
  * SSD as a plain sequential recurrence over time with ONNX `Scan`: the baseline that shows what
  * the chunked dual form buys. Each iteration is the one-token step of the decode path (ssdStep).
+ * Shapes use the glossary of ssd.ts; no chunks here (Q and NC do not apply).
  *
  *   h0 [B,H,P,N] ──────────────────────┐
  *   x [B,L,H,P], dt [B,L,H],           │  Scan over axis 1 (t = 0..L−1):

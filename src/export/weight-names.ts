@@ -81,7 +81,7 @@ export function weightKeys(c: Mamba2Config, layer?: number): ModelWeightKeys & {
 }
 
 /** Shape of each per-layer tensor (spec §4.1). */
-export function layerShapes(c: Mamba2Config): Readonly<Record<keyof LayerWeightKeys, readonly number[]>> {
+function layerShapes(c: Mamba2Config): Readonly<Record<keyof LayerWeightKeys, readonly number[]>> {
   return {
     norm: [c.dModel],
     inProj: [c.dInProj, c.dModel],

@@ -77,12 +77,12 @@ function infoOf(store: TensorStore, key: string): readonly number[] {
 }
 
 /** Reads a float32 tensor from the store when asked, as bytes; the array is dropped after writing. */
-export function storeTensor(store: TensorStore, key: string): TensorData {
+function storeTensor(store: TensorStore, key: string): TensorData {
   return lazyTensor('float32', infoOf(store, key), async () => asBytes(await readChecked(store, key)));
 }
 
 /** The tensor as float16 bits, converted when the serializer asks. */
-export function storeTensorF16(store: TensorStore, key: string): TensorData {
+function storeTensorF16(store: TensorStore, key: string): TensorData {
   return lazyTensor('float16', infoOf(store, key), async () => asBytes(toFloat16(await readChecked(store, key), `checkpoint tensor '${key}'`)));
 }
 
@@ -90,7 +90,7 @@ export function storeTensorF16(store: TensorStore, key: string): TensorData {
  * MatMulNBits tensors of a [N,K] weight: B, scales, zero points as three lazy tensors sharing one
  * quantization (done on the first read, dropped once all three are written).
  */
-export function storeTensorNBits(store: TensorStore, key: string, bits: NBits, blockSize: number): { N: number; K: number; b: TensorData; scales: TensorData; zeroPoints: TensorData } {
+function storeTensorNBits(store: TensorStore, key: string, bits: NBits, blockSize: number): { N: number; K: number; b: TensorData; scales: TensorData; zeroPoints: TensorData } {
   const shape = infoOf(store, key);
   if (shape.length !== 2) throw new Error(`checkpoint tensor '${key}': expected a 2-D weight to quantize, got shape [${shape.join(',')}]`);
   const [N, K] = shape as [number, number];
@@ -121,7 +121,7 @@ export interface Declarer {
   proj(key: string): LinearWeight;
 }
 
-export function weightDeclarer(g: GraphBuilder, store: TensorStore, plan: WeightPlan): Declarer {
+function weightDeclarer(g: GraphBuilder, store: TensorStore, plan: WeightPlan): Declarer {
   const bits = BITS[plan.dtype];
   if (bits) checkBlockSize(plan.blockSize, 'blockSize');
   const init = (key: string) => g.initializer(key, storeTensor(store, key));

@@ -4,7 +4,7 @@
  *   const m = new ModelBuilder({ name: 'mamba2' });
  *   const g = m.graph;
  *   const x = g.input('x', 'float32', ['B', 'L', 64]);
- *   const y = g.scope('layers.0', () => op.Relu(g, x));     // node '/layers.0/Relu'
+ *   const y = g.scope('layers.0', () => op.Sigmoid(g, x));  // node '/layers.0/Sigmoid'
  *   g.output(y, 'y');
  *   const ir = m.finish();
  *
@@ -152,9 +152,12 @@ export class GraphBuilder implements ValueOwner {
     }
   }
 
-  /** The name a node of `opType` would get here (for error messages raised before it exists). */
-  nodeName(opType: string): string {
-    return `${this.path === '/' ? '' : this.path}/${opType}`;
+  /**
+   * `leaf` under the current scope path (`/layers.3/mixer/in_proj` + `/MatMul`): the one place node
+   * and constant names are built (not yet made unique), also for error messages raised before a node exists.
+   */
+  nodeName(leaf: string): string {
+    return `${this.path === '/' ? '' : this.path}/${leaf}`;
   }
 
   /** A subgraph (If/Loop/Scan body) that may read this graph's values. */
@@ -185,7 +188,7 @@ export class GraphBuilder implements ValueOwner {
     // subgraph outputs must be computed inside the subgraph: pass outer values through an Identity
     if (rename || (this.mode !== 'graph' && v.owner !== this)) {
       const id = rename ? this.model.reserve(name, 'graph output') : this.model.unique(`${v.name}_out`);
-      const node: NodeIR = { name: this.model.unique(`${this.path === "/" ? "" : this.path}/${name ?? "output"}/Identity`), opType: 'Identity', domain: '', inputs: [v.name], outputs: [id], attributes: {} };
+      const node: NodeIR = { name: this.model.unique(this.nodeName(`${name ?? 'output'}/Identity`)), opType: 'Identity', domain: '', inputs: [v.name], outputs: [id], attributes: {} };
       this.nodes.push(node);
       out = new Value(this, id, v.dtype, v.shape, 'node', node);
     }
@@ -214,7 +217,7 @@ export class GraphBuilder implements ValueOwner {
       v = new Value(this, out!.name, dtype, [...dims], 'constant', out!.producer, data);
     } else {
       const root = this.root();
-      const name = this.model.unique(`${this.path === '/' ? '' : this.path}/Constant`);
+      const name = this.model.unique(this.nodeName('Constant'));
       v = new Value(root, name, dtype, [...dims], 'constant', undefined, data);
       root.inits.push({ name, data });
     }
@@ -225,7 +228,7 @@ export class GraphBuilder implements ValueOwner {
   /** Adds one node; the typed wrappers in ops*.ts call this after computing output shapes. */
   node(opType: string, inputs: readonly (Value | undefined)[], spec: NodeSpec): Value[] {
     const domain = spec.domain ?? '';
-    const name = this.model.unique(`${this.path === '/' ? '' : this.path}/${opType}`);
+    const name = this.model.unique(this.nodeName(opType));
     checkOpset(this.model.opsets, domain, opType, name, this.model.localSchemas);
     inputs.forEach((v, i) => v && this.assertVisible(v, name, `#${i} (${v.name})`));
     const attributes: Record<string, AttributeValue> = {};

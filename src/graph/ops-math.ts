@@ -41,23 +41,15 @@ export const Mod = binary('Mod');
 export const Equal = binary('Equal', 'bool');
 export const Greater = binary('Greater', 'bool');
 export const GreaterOrEqual = binary('GreaterOrEqual', 'bool');
-export const Less = binary('Less', 'bool');
 export const LessOrEqual = binary('LessOrEqual', 'bool');
-export const And = binary('And', 'bool');
 
 export const Exp = unary('Exp');
-export const Log = unary('Log');
 export const Neg = unary('Neg', false);
 export const Sqrt = unary('Sqrt');
-export const Reciprocal = unary('Reciprocal');
 export const Sigmoid = unary('Sigmoid');
 export const Softplus = unary('Softplus');
-export const Tanh = unary('Tanh');
 export const Cos = unary('Cos');
 export const Sin = unary('Sin');
-export const Relu = unary('Relu');
-export const Abs = unary('Abs', false);
-export const Not = unary('Not', false);
 export const Identity = unary('Identity', false);
 
 function variadic(op: string) {
@@ -80,12 +72,6 @@ export function Where(g: GraphBuilder, cond: Value, a: Value, b: Value): Value {
 
 export function Cast(g: GraphBuilder, x: Value, to: DType, onnxCode: number): Value {
   return g.node('Cast', [x], { attrs: { to: i(onnxCode) }, outputs: [{ dtype: to, shape: x.shape }] })[0]!;
-}
-
-/** Clip(x, lo, hi); lo/hi are scalars of x's dtype (either may be omitted). */
-export function Clip(g: GraphBuilder, x: Value, lo?: Value, hi?: Value): Value {
-  sameType(g, 'Clip', [x, ...(lo ? [lo] : []), ...(hi ? [hi] : [])]);
-  return g.node('Clip', [x, lo, hi], { outputs: [{ dtype: x.dtype, shape: x.shape }] })[0]!;
 }
 
 /** numpy matmul: batch dims broadcast, [..,M,K]·[..,K,N] → [..,M,N]. */
@@ -124,8 +110,8 @@ function reduceShape(g: GraphBuilder, op: string, x: Value, axes: readonly numbe
   return x.shape.flatMap((d, k) => (ax.has(k) ? (keepdims ? [1] : []) : [d]));
 }
 
-/** ReduceMean-18 / ReduceMax-18 / ReduceSum-13 over constant `axes`. */
-function reduce(op: 'ReduceMean' | 'ReduceSum' | 'ReduceMax') {
+/** ReduceMean-18 / ReduceSum-13 over constant `axes`. */
+function reduce(op: 'ReduceMean' | 'ReduceSum') {
   return (g: GraphBuilder, x: Value, axes: readonly number[], keepdims = true): Value => {
     const shape = reduceShape(g, op, x, axes, keepdims);
     const ax = g.constant('int64', [axes.length], axes);
@@ -134,7 +120,6 @@ function reduce(op: 'ReduceMean' | 'ReduceSum' | 'ReduceMax') {
 }
 export const ReduceMean = reduce('ReduceMean');
 export const ReduceSum = reduce('ReduceSum');
-export const ReduceMax = reduce('ReduceMax');
 
 /** Softmax-13 along one axis. */
 export function Softmax(g: GraphBuilder, x: Value, axis: number): Value {
@@ -153,11 +138,6 @@ export function CumSum(g: GraphBuilder, x: Value, axis: number, opts: { exclusiv
   })[0]!;
 }
 
-/** A float scalar constant of `like`'s dtype (float32 only for now). */
-export function scalar(g: GraphBuilder, value: number, dtype: DType = 'float32'): Value {
-  return g.constant(dtype, [], [value]);
-}
-
 /**
  * ONNX Runtime's SimplifiedLayerNormalization (default domain, ORT-specific, since 1): RMS
  * normalisation over the last axis times `scale`, statistics in float32.
@@ -172,5 +152,3 @@ export function SimplifiedLayerNormalization(g: GraphBuilder, x: Value, scale: V
     outputs: [{ dtype: x.dtype, shape: x.shape }],
   })[0]!;
 }
-
-export const attr = { f, i };

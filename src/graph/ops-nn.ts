@@ -43,12 +43,11 @@ export function If(
     const sg = g.subgraph(label);
     const outs = fn(sg);
     if (outs.length !== shapes.length) throw new ShapeError(name, label, `${shapes.length} outputs`, `${outs.length}`);
-    const decl = outs.map((o, k) => {
-      const dtype = o.dtype;
+    outs.forEach((o, k) => {
       if (o.rank !== shapes[k]!.length) throw new ShapeError(name, `${label} output #${k} (${o.name})`, fmtShape(shapes[k]!), fmtShape(o.shape));
-      return sg.output(o, undefined).dtype === dtype ? o : o;
+      sg.output(o); // an outer value passes through an Identity; the dtype is o's either way
     });
-    return { graph: sg.toGraphIR(), dtypes: decl.map((o) => o.dtype) };
+    return { graph: sg.toGraphIR(), dtypes: outs.map((o) => o.dtype) };
   };
   const t = build('then', thenBranch);
   const e = build('else', elseBranch);

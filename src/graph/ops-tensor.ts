@@ -198,10 +198,4 @@ export function Range(g: GraphBuilder, start: Value, limit: Value, delta: Value,
   return g.node('Range', [start, limit, delta], { outputs: [{ dtype: start.dtype, shape: [length] }] })[0]!;
 }
 
-/** Trilu (lower when `upper` is false) with diagonal offset k. */
-export function Trilu(g: GraphBuilder, x: Value, upper: boolean, k = 0): Value {
-  const kv = g.constant('int64', [], [k]);
-  return g.node('Trilu', [x, kv], { attrs: { upper: int(upper ? 1 : 0) }, outputs: [{ dtype: x.dtype, shape: x.shape }] })[0]!;
-}
-
 export { isStatic };

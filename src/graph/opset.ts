@@ -22,7 +22,7 @@ const onnx = (since: number, until?: number): OpSchema => ({ domain: DEFAULT_DOM
 const ms = (since: number): OpSchema => ({ domain: MS_DOMAIN, since });
 
 /** Default-domain and com.microsoft ops, keyed `domain::op` (default domain: just `op`). */
-export const OP_SCHEMAS: ReadonlyMap<string, OpSchema> = new Map<string, OpSchema>([
+const OP_SCHEMAS: ReadonlyMap<string, OpSchema> = new Map<string, OpSchema>([
   ['Abs', onnx(13)],
   ['Add', onnx(14)],
   ['And', onnx(7)],
@@ -94,7 +94,7 @@ export const schemaKey = (domain: string, op: string): string => (domain === DEF
 /** Opset imports the exporter uses unless told otherwise. ORT 1.30 accepts up to 26. */
 export const DEFAULT_OPSETS: Readonly<Record<string, number>> = { [DEFAULT_DOMAIN]: 21 };
 
-export class OpsetError extends Error {
+class OpsetError extends Error {
   constructor(node: string, detail: string) {
     super(`${node}: ${detail}`);
     this.name = 'OpsetError';

@@ -24,11 +24,11 @@ import {
 /** Offsets of external tensors are multiples of this (page size, for mmap). */
 export const EXTERNAL_ALIGNMENT = 4096;
 /** `externalData: 'auto'` goes external when the main graph's initializers exceed this many bytes. */
-export const AUTO_EXTERNAL_ABOVE = 64 * 1024 * 1024;
+const AUTO_EXTERNAL_ABOVE = 64 * 1024 * 1024;
 /** Protobuf's hard limit for one message: ONNX Runtime refuses a larger model.onnx. */
-export const PROTO_LIMIT = 2 ** 31 - 1;
+const PROTO_LIMIT = 2 ** 31 - 1;
 /** Largest tensor allowed inline in a subgraph or attribute (make bigger ones main-graph initializers). */
-export const NESTED_TENSOR_LIMIT = 4 * 1024 * 1024;
+const NESTED_TENSOR_LIMIT = 4 * 1024 * 1024;
 const DEFAULT_THRESHOLD = 1024;
 const WRITE_CHUNK = 1 << 30;
 

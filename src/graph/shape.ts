@@ -33,8 +33,6 @@ interface Affine {
   terms: Map<string, number>;
 }
 
-const SYMBOL = /^[A-Za-z_][A-Za-z0-9_.]*$/;
-
 function parse(d: Dim): Affine | undefined {
   if (typeof d === 'number') return { c: d, terms: new Map() };
   const out: Affine = { c: 0, terms: new Map() };
@@ -80,14 +78,6 @@ export const dimAdd = (x: Dim, y: Dim): Dim | undefined => combine(x, y, 1);
 /** x − y, or undefined when either is opaque. */
 export const dimSub = (x: Dim, y: Dim): Dim | undefined => combine(x, y, -1);
 
-/** k·x for an integer k. */
-export function dimScale(x: Dim, k: number): Dim | undefined {
-  const a = parse(x);
-  if (!a) return undefined;
-  const terms = new Map([...a.terms].map(([n, v]) => [n, v * k] as [string, number]));
-  return print({ c: a.c * k, terms });
-}
-
 /** true: certainly equal; false: certainly different; undefined: cannot tell. */
 export function dimEquals(x: Dim, y: Dim): boolean | undefined {
   if (x === y) return true;
@@ -101,10 +91,6 @@ export const isStatic = (s: Shape): s is readonly number[] => s.every((d) => typ
 
 export function numel(s: Shape): number | undefined {
   return isStatic(s) ? s.reduce((a, b) => a * b, 1) : undefined;
-}
-
-export function isSymbol(d: Dim): d is string {
-  return typeof d === 'string' && SYMBOL.test(d);
 }
 
 /** Normalises a possibly negative axis against `rank`; throws a ShapeError when out of range. */

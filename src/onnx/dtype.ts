@@ -32,7 +32,7 @@ export const DTYPE_FROM_ONNX: ReadonlyMap<number, DType> = new Map(
 );
 
 /** Bits per element. */
-export const DTYPE_BITS: Readonly<Record<DType, number>> = {
+const DTYPE_BITS: Readonly<Record<DType, number>> = {
   float32: 32,
   float16: 16,
   bfloat16: 16,

@@ -28,9 +28,9 @@ import { type AttentionConfig, attentionOf, layerKinds, qkvDim } from './layers.
 export const BATCH = 'batch';
 export const SEQUENCE = 'sequence';
 /** Tokens already in the KV caches of a hybrid. */
-export const PAST_SEQUENCE = 'past_sequence';
+const PAST_SEQUENCE = 'past_sequence';
 /** KV cache length after a call. */
-export const TOTAL_SEQUENCE = 'past_sequence+sequence';
+const TOTAL_SEQUENCE = 'past_sequence+sequence';
 
 export const IO_NAMES = {
   inputIds: 'input_ids',
@@ -59,21 +59,21 @@ export interface IOTable {
   outputs: IOEntry[];
 }
 
-export function convStateShape(c: Mamba2Config): Dim[] {
+function convStateShape(c: Mamba2Config): Dim[] {
   return [BATCH, c.convDim, c.dConv - 1];
 }
 
-export function ssmStateShape(c: Mamba2Config): Dim[] {
+function ssmStateShape(c: Mamba2Config): Dim[] {
   return [BATCH, c.nHeads, c.headDim, c.dState];
 }
 
 /** KV cache of an attention layer: [batch, Hkv, len, hd] (len: past_sequence in, past_sequence+sequence out). */
-export function kvCacheShape(a: AttentionConfig, len: Dim): Dim[] {
+function kvCacheShape(a: AttentionConfig, len: Dim): Dim[] {
   return [BATCH, a.nKvHeads, len, a.headDim];
 }
 
 /** Conv state of a mamba_ssm MHA with d_conv > 0: [batch, qkvDim, Ka-1]. */
-export function attnConvStateShape(a: AttentionConfig): Dim[] {
+function attnConvStateShape(a: AttentionConfig): Dim[] {
   return [BATCH, qkvDim(a), a.convKernel - 1];
 }
 

@@ -7,7 +7,7 @@
 import { expectLength, numel, type FloatArray, type Tensor } from './tensor.js';
 
 /** softplus(x) = log(1 + eˣ), and x itself above this (torch's default threshold; spec §6.5). */
-export const SOFTPLUS_THRESHOLD = 20;
+const SOFTPLUS_THRESHOLD = 20;
 
 export function silu(x: number): number {
   return x / (1 + Math.exp(-x));

@@ -64,14 +64,6 @@ export function mixerWeights(weights: Weights, c: Mamba2Config, layer: number): 
   };
 }
 
-/** A fresh sequence's state: zeros. */
-export function emptyLayerState(c: Mamba2Config, batch: number): LayerState {
-  return {
-    conv: { data: new Float64Array(batch * c.convDim * (c.dConv - 1)), shape: [batch, c.convDim, c.dConv - 1] },
-    ssm: { data: new Float64Array(batch * c.nHeads * c.headDim * c.dState), shape: [batch, c.nHeads, c.headDim, c.dState] },
-  };
-}
-
 export interface MixerResult {
   /** [B, L, D] */
   readonly y: Tensor<Float64Array>;

@@ -5,13 +5,13 @@
  */
 import type { Mamba2Config } from '../package/config.js';
 import { linear, rmsNorm } from './blocks.js';
-import { emptyLayerState, mamba2Mixer, mixerWeights, requireWeight, type LayerState, type Weights } from './mixer.js';
+import { mamba2Mixer, mixerWeights, requireWeight, type LayerState, type Weights } from './mixer.js';
 import type { Tensor } from './tensor.js';
 
 export type { LayerState, Weights } from './mixer.js';
 
 /** HF and mamba_ssm spell the embedding differently (spec §4.1). */
-export const EMBEDDING_KEYS = ['backbone.embeddings.weight', 'backbone.embedding.weight'] as const;
+const EMBEDDING_KEYS = ['backbone.embeddings.weight', 'backbone.embedding.weight'] as const;
 
 export interface ForwardResult {
   /** [B, L, V] */
@@ -20,21 +20,16 @@ export interface ForwardResult {
   readonly states: LayerState[];
 }
 
-export function embeddingWeight(weights: Weights, c: Mamba2Config): Float32Array | Float64Array {
+function embeddingWeight(weights: Weights, c: Mamba2Config): Float32Array | Float64Array {
   const key = EMBEDDING_KEYS.find((k) => weights[k] !== undefined);
   if (!key) throw new RangeError(`weights: missing the embedding (expected one of ${EMBEDDING_KEYS.join(', ')})`);
   return requireWeight(weights, key, c.vocabSize * c.dModel);
 }
 
 /** lm_head.weight, or the embedding when tied (a tied checkpoint's lm_head copy, if any, is ignored). */
-export function lmHeadWeight(weights: Weights, c: Mamba2Config): Float32Array | Float64Array {
+function lmHeadWeight(weights: Weights, c: Mamba2Config): Float32Array | Float64Array {
   if (c.tieEmbeddings) return embeddingWeight(weights, c);
   return requireWeight(weights, 'lm_head.weight', c.vocabSize * c.dModel);
-}
-
-/** Zero states for a fresh batch. */
-export function emptyStates(c: Mamba2Config, batch: number): LayerState[] {
-  return Array.from({ length: c.nLayer }, () => emptyLayerState(c, batch));
 }
 
 /**
@@ -84,7 +79,7 @@ export function mamba2Forward(
 }
 
 /** argmax over ids < `vocabLimit`, skipping `exclude`. */
-export function argmax(row: ArrayLike<number>, vocabLimit: number, exclude?: number): number {
+function argmax(row: ArrayLike<number>, vocabLimit: number, exclude?: number): number {
   let best = -1;
   let bestV = -Infinity;
   for (let i = 0; i < Math.min(vocabLimit, row.length); i++) {

@@ -28,18 +28,6 @@ export function tensor<T extends FloatArray>(data: T, shape: readonly number[]):
   return { data, shape: [...shape] };
 }
 
-export function zeros64(shape: readonly number[]): Tensor<Float64Array> {
-  return { data: new Float64Array(numel(shape)), shape: [...shape] };
-}
-
-export function toFloat32(t: Tensor): Tensor<Float32Array> {
-  return { data: t.data instanceof Float32Array ? t.data : Float32Array.from(t.data), shape: [...t.shape] };
-}
-
-export function toFloat64(t: Tensor): Tensor<Float64Array> {
-  return { data: t.data instanceof Float64Array ? t.data : Float64Array.from(t.data), shape: [...t.shape] };
-}
-
 /** Throw unless `t` has exactly `shape` (`name` is the argument, for the message). */
 export function expectShape(t: Tensor, shape: readonly number[], name: string): void {
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
@@ -77,7 +65,7 @@ export function maxAbsDiff(a: Tensor, b: Tensor): MaxDiff {
 }
 
 /** Flat index → coordinates. */
-export function unravel(index: number, shape: readonly number[]): number[] {
+function unravel(index: number, shape: readonly number[]): number[] {
   const at = new Array<number>(shape.length).fill(0);
   let rest = Math.max(index, 0);
   for (let i = shape.length - 1; i >= 0; i--) {

@@ -54,7 +54,3 @@ export async function openCheckpoint(dir: string): Promise<OpenedCheckpoint> {
 }
 
 export { CheckpointError } from './types.js';
-export type { TensorStore, TensorInfo, CkptDType } from './types.js';
-export { openSafetensors, openSafetensorsIndex } from './safetensors.js';
-export { openTorchCheckpoint } from './torch.js';
-export { openShardedIndex } from './sharded.js';

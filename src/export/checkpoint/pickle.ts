@@ -64,8 +64,8 @@ export interface UnpickleOptions {
 }
 
 export const MAX_PICKLE_BYTES = 256 * 2 ** 20;
-export const MAX_PICKLE_STACK = 1 << 20;
-export const MAX_PICKLE_MEMO = 1 << 22;
+const MAX_PICKLE_STACK = 1 << 20;
+const MAX_PICKLE_MEMO = 1 << 22;
 const MAX_LONG_BYTES = 64;
 const MAX_GLOBAL_NAME = 256;
 

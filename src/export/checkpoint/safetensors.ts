@@ -13,7 +13,7 @@ import { CheckpointError, type TensorInfo, type TensorStore } from './types.js';
 import { CKPT_DTYPES, DTYPE_BYTES, elementCount, isCkptDType, readAsFloat32, readExact } from './tensor-bytes.js';
 
 /** Largest accepted JSON header (the limit of the reference implementation). */
-export const MAX_SAFETENSORS_HEADER_BYTES = 100_000_000;
+const MAX_SAFETENSORS_HEADER_BYTES = 100_000_000;
 export const SAFETENSORS_INDEX_FILE = 'model.safetensors.index.json';
 
 interface Entry extends TensorInfo {

@@ -61,7 +61,7 @@ export function elementCount(shape: readonly unknown[], path: string, what: stri
 }
 
 /** Fill `target` from `position`; a short file is a CheckpointError naming `what`. */
-export async function readInto(
+async function readInto(
   fh: FileHandle,
   path: string,
   target: Uint8Array,

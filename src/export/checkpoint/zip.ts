@@ -21,10 +21,10 @@ const ZIP64_EOCD_SIZE = 56;
 const CENTRAL_SIZE = 46;
 const LOCAL_SIZE = 30;
 /** Central directories larger than this are refused (a torch archive's is ~100 bytes per tensor). */
-export const MAX_CENTRAL_DIRECTORY_BYTES = 256 * 2 ** 20;
+const MAX_CENTRAL_DIRECTORY_BYTES = 256 * 2 ** 20;
 
 export const METHOD_STORED = 0;
-export const METHOD_DEFLATE = 8;
+const METHOD_DEFLATE = 8;
 
 export interface ZipEntry {
   readonly name: string;
