@@ -191,12 +191,15 @@ describe('slow-loris', () => {
   });
 });
 
-/** Send raw bytes, half-close, collect everything until the server closes (or fail after 5 s). */
-function rawExchange(url: string, bytes: Uint8Array | string): Promise<string> {
+/**
+ * Send raw bytes, half-close (unless `halfClose` is false: then the server must close the
+ * connection itself), collect everything until the server closes (or fail after 5 s).
+ */
+function rawExchange(url: string, bytes: Uint8Array | string, halfClose = true): Promise<string> {
   const { port } = new URL(url);
   return new Promise((done, fail) => {
     let reply = '';
-    const sock = connect(Number(port), '127.0.0.1', () => sock.end(bytes));
+    const sock = connect(Number(port), '127.0.0.1', () => (halfClose ? sock.end(bytes) : sock.write(bytes)));
     sock.on('data', (d: Buffer) => (reply += d.toString('latin1')));
     sock.on('error', () => {});
     sock.on('close', () => done(reply));
@@ -227,6 +230,34 @@ describe('malformed HTTP', () => {
         }),
         { numRuns: 150, seed: SEED },
       );
+      await expectIdleAndServing(s);
+    } finally {
+      await s.shutdown(0);
+    }
+  });
+
+  it('an HTTP/1.1 request without a Host header gets a 400 in OpenAI shape and the connection is closed', async () => {
+    const s = await serve(model);
+    try {
+      const get = await rawExchange(s.url, 'GET /health HTTP/1.1\r\n\r\n', false);
+      expect(errorOf(get, 400)).toMatchObject({ type: 'invalid_request_error', code: 'missing_host' });
+      expect(get).toMatch(/\r\nconnection: close\r\n/i);
+      const post = await rawExchange(s.url, 'POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}', false);
+      expect(errorOf(post, 400)).toMatchObject({ code: 'missing_host' });
+      // HTTP/1.0 needs no Host
+      expect(await rawExchange(s.url, 'GET /health HTTP/1.0\r\n\r\n', false)).toMatch(/^HTTP\/1\.1 200 /);
+      await expectIdleAndServing(s);
+    } finally {
+      await s.shutdown(0);
+    }
+  });
+
+  it('CONNECT gets a 405 in OpenAI shape and the connection is closed', async () => {
+    const s = await serve(model);
+    try {
+      const reply = await rawExchange(s.url, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', false);
+      expect(errorOf(reply, 405)).toMatchObject({ type: 'invalid_request_error', code: 'method_not_allowed' });
+      expect(reply).toMatch(/\r\nconnection: close\r\n/i);
       await expectIdleAndServing(s);
     } finally {
       await s.shutdown(0);

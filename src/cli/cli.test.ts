@@ -200,6 +200,34 @@ describe('verify', () => {
     expect(r.stderr).toContain('cases[0].logits[0]: expected 2 positions');
   });
 
+  it('refuses a reference of another vocabulary size before comparing: one line naming both shapes', async () => {
+    // small-g2 has a vocabulary of 128, tiny-g1 (and its reference) one of 64
+    const SMALL = join(ROOT, 'test', 'fixtures', 'small-g2');
+    const narrow = await cli(['verify', await ensureExport(SMALL, 'small-g2'), '-r', join(OWN, 'reference.json')], tmp);
+    expect(narrow.code).toBe(1);
+    expectOneLineError(narrow);
+    expect(narrow.stdout).toBe(''); // nothing was compared
+    expect(narrow.stderr).toContain('reference: cases[0].logits is [1×37×64] but the model gives [1×37×128]: the vocabulary sizes differ (expected 128 logits per position, got 64)');
+    const wide = await cli(['verify', await ensureExport(OWN, 'own-tiny'), '-r', join(SMALL, 'reference.json')], tmp);
+    expect(wide.code).toBe(1);
+    expectOneLineError(wide);
+    expect(wide.stdout).toBe('');
+    expect(wide.stderr).toMatch(/reference: cases\[0\]\.logits is \[\d+×\d+×128\] but the model gives \[\d+×\d+×64\]: the vocabulary sizes differ \(expected 64 logits per position, got 128\)/);
+  });
+
+  it('accepts reference logits over the real vocabulary only (the padding columns left out)', async () => {
+    // clamp-pad: 90 real tokens padded to 96; its reference declares greedy.real_vocab_size 90
+    const PAD = join(ROOT, 'test', 'fixtures', 'clamp-pad');
+    const ref = JSON.parse(await readFile(join(PAD, 'reference.json'), 'utf8')) as { cases: { logits: number[][][] }[]; greedy: { real_vocab_size: number } };
+    expect(ref.greedy.real_vocab_size).toBe(90);
+    for (const c of ref.cases) c.logits = c.logits.map((b) => b.map((p) => p.slice(0, 90)));
+    const real = join(tmp, 'clamp-pad-real-vocab.json');
+    await writeFile(real, JSON.stringify(ref));
+    const { run, report } = await exportAndVerify(PAD, 'clamp-pad', real);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(report.ok).toBe(true);
+  });
+
   it.skipIf(!existsSync(SHARED_TINY))('passes on ../shared/fixtures/hf-tiny-untied', async () => {
     const { run, report } = await exportAndVerify(SHARED_TINY, 'shared-tiny', join(SHARED_TINY, 'reference.json'));
     expect(run.code, run.stdout + run.stderr).toBe(0);
@@ -207,4 +235,25 @@ describe('verify', () => {
     expect(report.greedy[0]).toMatchObject({ ok: true, matched: 20, newTokens: 20 });
   });
   if (!existsSync(SHARED_TINY)) console.log(`skipping the shared-fixture verify test: ${SHARED_TINY} not found`);
+});
+
+describe('serve: what --help and the README tell a first user', () => {
+  it('serve --help says --api-key needs at least 8 characters and that requests sample at temperature 1 unless they send 0', async () => {
+    const r = await cli(['serve', '--help'], tmp);
+    expect(r.code, r.stderr).toBe(0);
+    const help = r.stdout.replace(/\s+/g, ' ');
+    expect(help).toMatch(/--api-key <key> require Authorization: Bearer <key>, at least 8 characters/);
+    expect(help).toContain('requests without "temperature" are sampled at temperature 1 (OpenAI\'s default), unlike `mamba2-onnx generate`, which is greedy; send "temperature": 0 for greedy output');
+  });
+
+  it("README's server section: the curl example is greedy and the sentence beside it says the default temperature is 1", async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Serving\n'), readme.indexOf('\n## ', readme.indexOf('\n## Serving\n') + 1));
+    const curl = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+    expect(curl).toContain('curl localhost:8000/v1/completions');
+    expect(curl).toContain('"temperature":0');
+    const after = section.slice(section.indexOf(curl) + curl.length).split('\n\n')[1]?.replace(/\s+/g, ' ') ?? '';
+    expect(after).toMatch(/default `temperature` is 1/);
+    expect(after).toContain('"temperature": 0');
+  });
 });

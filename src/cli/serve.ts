@@ -36,6 +36,9 @@ interface ServeFlags {
 /** Env variable read when --api-key is not given (keeps the key out of `ps`). */
 export const API_KEY_ENV = 'MAMBA2_ONNX_API_KEY';
 
+/** Shorter keys are refused (what --help says). */
+const MIN_API_KEY_LENGTH = 8;
+
 export function registerServe(program: Command, io: CliIO): void {
   program
     .command('serve')
@@ -43,7 +46,7 @@ export function registerServe(program: Command, io: CliIO): void {
     .argument('<model-dir>', 'model directory written by `mamba2-onnx export`')
     .option('--host <addr>', 'interface to bind (0.0.0.0 exposes the server to the network)', '127.0.0.1')
     .option('--port <n>', 'TCP port (0 picks a free one)', intFlag(0, 65535), 8000)
-    .option('--api-key <key>', `require Authorization: Bearer <key> (default: $${API_KEY_ENV} when set)`)
+    .option('--api-key <key>', `require Authorization: Bearer <key>, at least ${MIN_API_KEY_LENGTH} characters (default: $${API_KEY_ENV} when set)`)
     .option('--model-name <id>', 'model id clients send and see in /v1/models (default: the directory name)')
     .option('--ep <list>', `execution providers to try in order (${EP_NAMES.join(', ')})`, listFlag(EP_NAMES), ['cpu'] as EpName[])
     .option('--threads <n>', 'CPU EP intra-op threads (default: ORT picks)', intFlag(1, 1024))
@@ -58,10 +61,13 @@ export function registerServe(program: Command, io: CliIO): void {
     .option('--body-limit-kb <n>', 'largest request body in KiB', intFlag(1, 2 ** 21), 1024)
     .option('--request-timeout <s>', 'seconds to receive a whole request (slow clients get 408)', intFlag(1, 3600), 30)
     .option('--shutdown-grace <s>', 'seconds in-flight requests may run after SIGTERM before they are cancelled', intFlag(0, 3600), 30)
+    .addHelpText('after', `
+Sampling: requests without "temperature" are sampled at temperature 1 (OpenAI's default),
+unlike \`mamba2-onnx generate\`, which is greedy; send "temperature": 0 for greedy output.`)
     .action(async (modelArg: string, flags: ServeFlags) => {
       const loc = await locateModel(modelArg, 'model-dir');
       const apiKey = flags.apiKey ?? (process.env[API_KEY_ENV] || undefined);
-      if (apiKey !== undefined && apiKey.length < 8) throw new UsageError('--api-key: expected at least 8 characters', 'serve');
+      if (apiKey !== undefined && apiKey.length < MIN_API_KEY_LENGTH) throw new UsageError(`--api-key: expected at least ${MIN_API_KEY_LENGTH} characters`, 'serve');
       if (flags.host !== '127.0.0.1' && flags.host !== 'localhost' && flags.host !== '::1' && apiKey === undefined) {
         io.err(`warning: --host ${flags.host} serves beyond this machine without an API key (set --api-key or $${API_KEY_ENV})\n`);
       }

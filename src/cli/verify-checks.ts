@@ -6,7 +6,7 @@
  *  3. greedy: prefill the prompt, then decode one token per call through the state, each token the
  *     argmax of the last logits over the real vocabulary with EOS excluded; ids must be identical.
  */
-import type { ReferenceCase, ReferenceGreedy } from './reference.js';
+import type { Reference, ReferenceCase, ReferenceGreedy } from './reference.js';
 import type { Mamba2Model } from '../runtime/index.js';
 
 export interface MaxDiff {
@@ -73,6 +73,28 @@ export function maxAbsDiff(a: Float32Array, v: number, ref: readonly (readonly (
 /** [B, L, V] row-major → nested [B][L][V] arrays (for comparing two model outputs). */
 function nest(a: Float32Array, b: number, l: number, v: number): number[][][] {
   return Array.from({ length: b }, (_x, i) => Array.from({ length: l }, (_y, t) => Array.from(a.subarray((i * l + t) * v, (i * l + t + 1) * v))));
+}
+
+/**
+ * Every case's logits must be over the model's vocabulary: its padded size, or its real size (the
+ * model's, or the one the reference declares in greedy.real_vocab_size) when the reference leaves
+ * the padding columns out. Anything else is a reference of another model: a RangeError naming both
+ * shapes, before anything is compared (comparing the common columns would report a large |Δ|).
+ */
+export function checkReferenceVocab(ref: Pick<Reference, 'cases' | 'greedy'>, model: { vocabSize: number; realVocabSize: number }): void {
+  const reals = [model.realVocabSize, ...(ref.greedy?.realVocabSize !== undefined ? [ref.greedy.realVocabSize] : [])].filter((r) => r < model.vocabSize);
+  const allowed = new Set([model.vocabSize, ...reals]);
+  for (const [index, c] of ref.cases.entries()) {
+    const batch = c.inputIds.length;
+    const len = c.inputIds[0]!.length;
+    const got = c.logits[0]![0]!.length;
+    if (allowed.has(got)) continue;
+    const without = [...new Set(reals)].map((r) => `, or ${r} without the vocabulary padding`).join('');
+    throw new RangeError(
+      `reference: cases[${index}].logits is [${batch}×${len}×${got}] but the model gives [${batch}×${len}×${model.vocabSize}]: ` +
+        `the vocabulary sizes differ (expected ${model.vocabSize} logits per position${without}, got ${got})`,
+    );
+  }
 }
 
 function checkVocab(c: ReferenceCase, index: number, modelVocab: number): number {

@@ -13,7 +13,7 @@ import { floatFlag, intFlag, listFlag } from './flags.js';
 import { formatDelta, table } from './format.js';
 import { locateModel, readModelMeta } from './model-dir.js';
 import { readReference } from './reference.js';
-import { checkCases, checkGreedy, checkSplit, type CaseResult, type GreedyResult, type MaxDiff, type SplitResult } from './verify-checks.js';
+import { checkCases, checkGreedy, checkReferenceVocab, checkSplit, type CaseResult, type GreedyResult, type MaxDiff, type SplitResult } from './verify-checks.js';
 
 export interface VerifyReport {
   ok: boolean;
@@ -41,6 +41,7 @@ export async function verifyModel(modelArg: string, opts: VerifyOptions): Promis
   if (loc.metaPath === undefined) throw new Error(`model-dir: expected mamba2-onnx.json beside '${loc.modelPath}' (verify needs the model's io table)`);
   const meta = await readModelMeta(loc.metaPath);
   const ref = await readReference(resolve(opts.reference));
+  checkReferenceVocab(ref, meta.config); // before loading the model: a reference of another vocabulary is an error, not a large |Δ|
   const model = await Mamba2Model.load(loc.dir, { ep: opts.eps });
   try {
     const cases = await checkCases(model, ref.cases, opts.tolerance);

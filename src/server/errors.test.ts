@@ -6,6 +6,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mamba2Model } from '../runtime/model.js';
+import { clipInput } from './errors.js';
 import type { RunningServer } from './server.js';
 import { exportTinyModels, loadModel, postJson, serve, type TinyModels } from '../../test/helpers/server.js';
 
@@ -88,6 +89,139 @@ describe('bad requests', () => {
     expect(closed.ms).toBeGreaterThanOrEqual(500);
     expect(closed.data).toMatch(/^HTTP\/1\.1 408/);
     expect((await postJson(`${s.url}/v1/completions`, ok)).status).toBe(200);
+  });
+});
+
+interface ErrorFields {
+  message: string;
+  type: string;
+  param: string | null;
+  code: string | null;
+}
+
+/** The `error` of a response in OpenAI's shape (exactly message, type, param, code). */
+async function errorOfResponse(res: Response): Promise<ErrorFields> {
+  const text = await res.text();
+  const body = JSON.parse(text) as { error: ErrorFields };
+  expect(Object.keys(body).sort(), text).toEqual(['error']);
+  expect(Object.keys(body.error).sort(), text).toEqual(['code', 'message', 'param', 'type']);
+  expect(body.error.message).toEqual(expect.any(String));
+  return body.error;
+}
+
+describe('wrong methods', () => {
+  const WRONG: [string, string, string][] = [
+    ['GET', '/v1/completions', 'POST'],
+    ['DELETE', '/v1/models', 'GET, HEAD'],
+    ['PUT', '/v1/models/tiny', 'GET, HEAD'],
+    ['POST', '/health', 'GET, HEAD'],
+    ['PATCH', '/metrics', 'GET, HEAD'],
+    ['GET', '/v1/chat/completions', 'POST'],
+    ['OPTIONS', '/v1/completions', 'POST'],
+  ];
+  it.each(WRONG)('%s %s is a 405 with Allow: %s, in OpenAI shape', async (method, path, allow) => {
+    const res = await fetch(`${s.url}${path}`, { method });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe(allow);
+    const err = await errorOfResponse(res);
+    expect(err).toMatchObject({ type: 'invalid_request_error', param: null, code: 'method_not_allowed' });
+    expect(err.message).toBe(`method ${method} is not allowed on ${path}; allowed: ${allow}`);
+  });
+
+  it('HEAD on a POST-only route is a 405 with Allow; an unknown path stays a 404', async () => {
+    const head = await fetch(`${s.url}/v1/completions`, { method: 'HEAD' });
+    expect(head.status).toBe(405);
+    expect(head.headers.get('allow')).toBe('POST');
+    const nowhere = await fetch(`${s.url}/v1/nothing`, { method: 'DELETE' });
+    expect(nowhere.status).toBe(404);
+    expect(nowhere.headers.get('allow')).toBeNull();
+    expect((await postJson(`${s.url}/v1/completions`, ok)).status).toBe(200);
+  });
+});
+
+describe('prototype-pollution keys', () => {
+  const POLLUTING: [string, string, string][] = [
+    ['__proto__ at the top level', '{"__proto__": {"polluted": 1}, "prompt": [1]}', '__proto__'],
+    ['__proto__ spelled with JSON escapes', '{"\\u005f_proto__": {"polluted": 1}, "prompt": [1]}', '__proto__'],
+    ['__proto__ in a nested object', '{"prompt": [1], "stream": true, "stream_options": {"__proto__": {}}}', 'stream_options.__proto__'],
+    ['__proto__ inside an array', '{"prompt": [1], "stop": [{"__proto__": 1}]}', 'stop[0].__proto__'],
+    ['constructor.prototype', '{"constructor": {"prototype": {"polluted": 1}}, "prompt": [1]}', 'constructor.prototype'],
+  ];
+  it.each(POLLUTING)('%s: 400 naming the key and why, not "invalid JSON"', async (_what, body, param) => {
+    const r = await postJson(`${s.url}/v1/completions`, body);
+    expect(r.status, JSON.stringify(r.json)).toBe(400);
+    const err = r.json.error as ErrorFields;
+    expect(err).toMatchObject({ type: 'invalid_request_error', param, code: 'forbidden_key' });
+    expect(err.message).toMatch(/^body: the key "(__proto__|constructor)" .*is not allowed \(prototype pollution guard\)$/);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+  });
+
+  it('"constructor" as an ordinary value or key is no pollution (an unknown field); bad JSON is still invalid_json', async () => {
+    const field = await postJson(`${s.url}/v1/completions`, { ...ok, constructor: 'x' });
+    expect((field.json.error as ErrorFields)).toMatchObject({ param: 'constructor', code: 'unknown_field' });
+    const user = await postJson(`${s.url}/v1/completions`, { ...ok, user: '__proto__' });
+    expect(user.status).toBe(200);
+    const bad = await postJson(`${s.url}/v1/completions`, '{"prompt": [1, 2');
+    expect(bad.status).toBe(400);
+    expect((bad.json.error as ErrorFields)).toMatchObject({ param: null, code: 'invalid_json' });
+    const empty = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '' });
+    expect(empty.status).toBe(400);
+    expect((await errorOfResponse(empty)).code).toBe('invalid_json');
+  });
+});
+
+describe('user input echoed in errors', () => {
+  let big: RunningServer; // the default 1 MiB body limit: room for a 900 KB field
+  beforeAll(async () => {
+    big = await serve(model);
+    await big.ready;
+  });
+  afterAll(() => big?.shutdown());
+
+  it('a 900 KB model name or field name is echoed as its first 64 characters and its size', async () => {
+    const name = 'm'.repeat(900_000);
+    const r = await postJson(`${big.url}/v1/completions`, { model: name, prompt: [1] });
+    expect(r.status).toBe(404);
+    const err = r.json.error as ErrorFields;
+    expect(err.message).toBe(`model: the model '${'m'.repeat(64)}…(900000 bytes)' does not exist, this server serves 'tiny'`);
+    const f = await postJson(`${big.url}/v1/completions`, { prompt: [1], ['k'.repeat(900_000)]: 1 });
+    expect(f.status).toBe(400);
+    const fe = f.json.error as ErrorFields;
+    expect(fe.param).toBe(`${'k'.repeat(64)}…(900000 bytes)`);
+    expect(fe.message.length).toBeLessThan(400);
+    const so = await postJson(`${big.url}/v1/completions`, { prompt: [1], stream: true, stream_options: { ['o'.repeat(1000)]: 1 } });
+    expect((so.json.error as ErrorFields).param).toBe(`stream_options.${'o'.repeat(64)}…(1000 bytes)`);
+  });
+
+  it('long URLs are clipped in 404s, 405s, over-long path parameters and bad escapes (all in OpenAI shape)', async () => {
+    const unknown = await fetch(`${big.url}/v2/${'z'.repeat(4000)}`);
+    expect(unknown.status).toBe(404);
+    expect((await errorOfResponse(unknown)).message).toBe(`no route GET ${`/v2/${'z'.repeat(4000)}`.slice(0, 64)}…(4004 bytes)`);
+    const id = await fetch(`${big.url}/v1/models/${'y'.repeat(2000)}`);
+    expect(id.status).toBe(414);
+    const ie = await errorOfResponse(id);
+    expect(ie).toMatchObject({ type: 'invalid_request_error', code: 'uri_too_long' });
+    expect(ie.message).toContain('…(2011 bytes)');
+    expect(ie.message.length).toBeLessThan(200);
+    const escape = await fetch(`${big.url}/v1/models/%zz${'q'.repeat(3000)}`);
+    expect(escape.status).toBe(400);
+    const ee = await errorOfResponse(escape);
+    expect(ee).toMatchObject({ type: 'invalid_request_error', code: 'bad_url' });
+    expect(ee.message).toContain('…(3014 bytes)');
+    const wrong = await fetch(`${big.url}/v1/models/${'w'.repeat(90)}`, { method: 'DELETE' });
+    expect(wrong.status).toBe(405);
+    expect((await errorOfResponse(wrong)).message).toBe(`method DELETE is not allowed on ${`/v1/models/${'w'.repeat(90)}`.slice(0, 64)}…(101 bytes); allowed: GET, HEAD`);
+    const bad = await fetch(`${big.url}/%`);
+    expect(bad.status).toBe(400);
+    expect((await errorOfResponse(bad)).code).toBe('bad_url');
+  });
+
+  it('clipInput: 64 characters, never half a surrogate pair, then the UTF-8 size', () => {
+    expect(clipInput('short')).toBe('short');
+    expect(clipInput('x'.repeat(64))).toBe('x'.repeat(64));
+    expect(clipInput('é'.repeat(100))).toBe(`${'é'.repeat(64)}…(200 bytes)`);
+    const emoji = clipInput(`a${'😀'.repeat(40)}`); // a surrogate pair straddles the 64th unit
+    expect(emoji).toBe(`a${'😀'.repeat(31)}…(161 bytes)`);
   });
 });
 

@@ -33,6 +33,20 @@ export class ApiError extends Error {
   }
 }
 
+/** Characters of user input an error message quotes before it is cut. */
+export const ECHO_MAX = 64;
+
+/**
+ * User input (a field value or name, a URL) as an error quotes it: whole when at most `max`
+ * characters, else its first `max` (never half a surrogate pair) and its size, `mmm…(900000 bytes)`.
+ * Every error that echoes what the client sent goes through this, so no reply grows with the input.
+ */
+export function clipInput(s: string, max = ECHO_MAX): string {
+  if (s.length <= max) return s;
+  const end = s.charCodeAt(max - 1) >= 0xd800 && s.charCodeAt(max - 1) <= 0xdbff ? max - 1 : max;
+  return `${s.slice(0, end)}…(${Buffer.byteLength(s)} bytes)`;
+}
+
 /** 400 for a bad request field; `param` names it (`max_tokens`, `stop[1]`). */
 export const invalid = (param: string | null, message: string, code: string | null = null): ApiError =>
   new ApiError(400, message, 'invalid_request_error', param, code);

@@ -3,7 +3,7 @@
  * names the field; fields OpenAI defines but this server does not implement are refused (400) when
  * set to anything but their neutral value, rather than silently ignored.
  */
-import { invalid, ApiError } from './errors.js';
+import { clipInput, invalid, ApiError } from './errors.js';
 
 export interface SamplingRequest {
   /** 0 = greedy. */
@@ -48,6 +48,53 @@ const KNOWN = new Set([
 
 const MAX_STOP = 16;
 const MAX_STOP_LENGTH = 256;
+
+/**
+ * A request body (JSON text) → its value. Invalid JSON is a 400 `invalid_json`; a `__proto__` key,
+ * or a `constructor` key holding a `prototype` key, anywhere in the body is a 400 `forbidden_key`
+ * whose `param` is the key's path (fastify's own parser refuses these too, but as "not valid JSON").
+ */
+export function parseJsonBody(text: string): unknown {
+  if (text.length === 0) throw invalid(null, 'request body: empty, expected a JSON object', 'invalid_json');
+  let value: unknown;
+  try {
+    value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch (e) {
+    throw invalid(null, `request body: not valid JSON (${e instanceof Error ? e.message : String(e)})`, 'invalid_json');
+  }
+  // A key can only decode to one of these when the text spells it out or holds a \u escape.
+  if (!text.includes('__proto__') && !text.includes('constructor') && !text.includes('\\u')) return value;
+  // Iterative, with parent links (the path is spelled out only for an error): a deeply nested
+  // body neither overflows the stack nor builds a path string per node.
+  interface Node { v: unknown; key: string | number; parent: Node | undefined }
+  const pathOf = (n: Node | undefined, last?: string): string => {
+    const parts: (string | number)[] = last === undefined ? [] : [last];
+    for (let p = n; p?.parent !== undefined; p = p.parent) parts.push(p.key);
+    return parts.reverse().reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc === '' ? k : `${acc}.${k}`), '');
+  };
+  const todo: Node[] = [{ v: value, key: '', parent: undefined }];
+  const visit = (x: unknown, key: string | number, parent: Node): void => {
+    if (typeof x === 'object' && x !== null) todo.push({ v: x, key, parent }); // leaves need no visit
+  };
+  for (let n = todo.pop(); n !== undefined; n = todo.pop()) {
+    const v = n.v;
+    if (typeof v !== 'object' || v === null) continue;
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) visit(v[i], i, n);
+      continue;
+    }
+    const where = (): string => (n.parent === undefined ? '' : `in ${clipInput(pathOf(n))} `);
+    if (Object.hasOwn(v, '__proto__')) {
+      throw invalid(clipInput(pathOf(n, '__proto__')), `body: the key "__proto__" ${where()}is not allowed (prototype pollution guard)`, 'forbidden_key');
+    }
+    const ctor = (v as Record<string, unknown>)['constructor'];
+    if (Object.hasOwn(v, 'constructor') && typeof ctor === 'object' && ctor !== null && Object.hasOwn(ctor, 'prototype')) {
+      throw invalid(clipInput(pathOf(n, 'constructor.prototype')), `body: the key "constructor" ${where()}holding a "prototype" key is not allowed (prototype pollution guard)`, 'forbidden_key');
+    }
+    for (const k in v) if (Object.hasOwn(v, k)) visit((v as Record<string, unknown>)[k], k, n);
+  }
+  return value;
+}
 
 /** What a JSON value is, for messages. */
 function kind(v: unknown): string {
@@ -135,12 +182,12 @@ export function parseCompletionRequest(body: unknown, ctx: ValidationContext): C
   }
   const o = body as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!KNOWN.has(k)) throw invalid(k, `${k}: unknown field, expected some of ${[...KNOWN].join(', ')}`, 'unknown_field');
+    if (!KNOWN.has(k)) throw invalid(clipInput(k), `${clipInput(k)}: unknown field, expected some of ${[...KNOWN].join(', ')}`, 'unknown_field');
   }
   if (o.model !== undefined && o.model !== null) {
     if (typeof o.model !== 'string') throw invalid('model', `model: expected a string, got ${kind(o.model)}`);
     if (o.model !== ctx.modelName) {
-      throw new ApiError(404, `model: the model '${o.model}' does not exist, this server serves '${ctx.modelName}'`, 'not_found_error', 'model', 'model_not_found');
+      throw new ApiError(404, `model: the model '${clipInput(o.model)}' does not exist, this server serves '${ctx.modelName}'`, 'not_found_error', 'model', 'model_not_found');
     }
   }
   const { text, ids } = prompt(o.prompt, ctx);
@@ -159,7 +206,9 @@ export function parseCompletionRequest(body: unknown, ctx: ValidationContext): C
     const so = o.stream_options;
     if (!stream) throw invalid('stream_options', 'stream_options: only allowed when stream is true');
     if (typeof so !== 'object' || Array.isArray(so)) throw invalid('stream_options', `stream_options: expected an object, got ${kind(so)}`);
-    for (const k of Object.keys(so)) if (k !== 'include_usage') throw invalid(`stream_options.${k}`, `stream_options.${k}: unknown field, expected include_usage`);
+    for (const k of Object.keys(so)) {
+      if (k !== 'include_usage') throw invalid(`stream_options.${clipInput(k)}`, `stream_options.${clipInput(k)}: unknown field, expected include_usage`);
+    }
     const iu = (so as { include_usage?: unknown }).include_usage;
     if (iu !== undefined && iu !== null && typeof iu !== 'boolean') throw invalid('stream_options.include_usage', `stream_options.include_usage: expected a boolean, got ${kind(iu)}`);
     includeUsage = iu === true;
