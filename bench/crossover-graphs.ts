@@ -206,7 +206,7 @@ const LAYERS: Record<AttnVariant, (g: GraphBuilder, d: Dims, k: Value, v: Value)
 };
 
 /**
- * Matmul FLOPs of one SSD layer as ssdChunked builds it (spec §2.7, group-aware layout, G = 1,
+ * Matmul FLOPs of one SSD layer as ssdChunked builds it (docs/model.md §2.7, group-aware layout, G = 1,
  * masked blocks counted in full because the graph multiplies them in full), Lp = C·Q, C = ⌈L/Q⌉:
  *   2·Lp·G·Q·N (C·Bᵀ, once per group) + 2·Lp·H·Q·P (M·X) + 2·Lp·H·N·P (chunk states Bᵀ·X)
  *   + 2·Lp·H·N·P (C·S_in) + 2·H·(C+1)²·N·P (chunk scan).

@@ -1,5 +1,5 @@
 /**
- * The attention layer of hybrids with its KV cache (spec §1.4; HF modeling_bamba `BambaAttention`),
+ * The attention layer of hybrids with its KV cache (docs/model.md §1.4; HF modeling_bamba `BambaAttention`),
  * in standard ONNX ops only (MatMul, Softmax…: WebGPU has no opset-23 Attention). One function
  * serves a sequence ([B,L,D], causal mask) and the single step ([B,D], one query sees every key).
  *
@@ -69,7 +69,7 @@ function project(ctx: Ctx, name: string, u: Value, w: LinearWeight, bias?: Value
   return u.rank === 2 ? op.Unsqueeze(ctx.g, y, [1]) : y;
 }
 
-/** Depthwise causal conv over qkv [B,L,C] continuing `past` [B,C,Ka-1], no activation (spec §1.4 step 2, §6.13). */
+/** Depthwise causal conv over qkv [B,L,C] continuing `past` [B,C,Ka-1], no activation (model.md §1.4 step 2, §6.13). */
 function qkvConv(ctx: Ctx, a: AttentionConfig, x: Value, past: Value, w: Value, b: Value | undefined): { y: Value; state: Value } {
   const { g } = ctx;
   return g.scope('conv1d', () => {
@@ -92,7 +92,7 @@ const PROJECTORS: { [K in AttentionWeights['layout']]: Projector<K> } = {
     if (a.mlpDim > 0) {
       const [x, up, gate] = op.Split(g, qkv, [qkvDim(a), a.mlpDim / 2, a.mlpDim / 2], -1);
       qkv = x!;
-      mlp = op.Mul(g, up!, silu(g, gate!)); // up·silu(gate) (spec §6.15)
+      mlp = op.Mul(g, up!, silu(g, gate!)); // up·silu(gate) (docs/model.md §6.15)
     }
     let conv: Value | undefined;
     if (w.conv) {

@@ -1,7 +1,7 @@
 /**
  * Small blocks shared by the prefill and the single-step graphs: projections (dense fp32/fp16 or
  * MatMulNBits), the embedding lookup, RMSNorm, SiLU, the grouped gated RMSNorm. Everything outside
- * `linear` and `embed` computes in float32 (norm statistics, residual stream, SSD: spec §6.6, §6.12). Glossary: B batch, L sequence, D d_model, DI d_inner, G groups.
+ * `linear` and `embed` computes in float32 (norm statistics, residual stream, SSD: model.md §6.6, §6.12). Glossary: B batch, L sequence, D d_model, DI d_inner, G groups.
  */
 import type { GraphBuilder } from '../graph/builder.js';
 import { type DType, ONNX_DTYPE } from '../onnx/dtype.js';
@@ -19,7 +19,7 @@ export const L = SEQUENCE;
 
 export interface Tuning {
   /**
-   * How the intra-chunk segment sums are formed: 'stable' (default; spec §2.1: cumulative sums of
+   * How the intra-chunk segment sums are formed: 'stable' (default; docs/model.md §2.1: cumulative sums of
    * masked copies, exact to rounding) or 'diff' (Acs_i − Acs_j: no Q×Q CumSum, but the difference of
    * two sums of up to Q log-decays loses ≈ |Acs|·2⁻²³ in the exponent).
    */
@@ -165,7 +165,7 @@ function rmsNormalize(g: GraphBuilder, x: Value, eps: number): Value {
 }
 
 /**
- * RMSNorm with weight w [D] (plain multiplier, no 1+w; spec §1.1). `fused`: one ORT
+ * RMSNorm with weight w [D] (plain multiplier, no 1+w; docs/model.md §1.1). `fused`: one ORT
  * SimplifiedLayerNormalization node (what ORT's CPU and CUDA optimizers fuse the standard-op form
  * into; its WebGPU EP has the kernel but not the fusion).
  */
@@ -174,7 +174,7 @@ export function rmsNorm(g: GraphBuilder, name: string, x: Value, w: Value, eps: 
 }
 
 /**
- * Gated RMSNorm of the mixer (spec §1.2 step 8, §6.2/§6.3): RMSNorm(y·silu(z)) per group of
+ * Gated RMSNorm of the mixer (docs/model.md §1.2 step 8, §6.2/§6.3): RMSNorm(y·silu(z)) per group of
  * DI/G channels, then ·w. Works on [B,L,DI] and [B,DI]. With `tuning.rmsnorm = 'fused'` the
  * normalisation is one SimplifiedLayerNormalization (scale w for G = 1; ones per group, then ·w).
  */

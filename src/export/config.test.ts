@@ -67,7 +67,7 @@ describe('hfConfigToMamba2', () => {
       dState: 128, chunkSize: 256, tieEmbeddings: false, bosTokenId: 0, eosTokenId: 2, padTokenId: 1 });
   });
 
-  it('ignores norm_before_gate (HF hard-codes False, spec §6.3)', () => {
+  it('ignores norm_before_gate (HF hard-codes False, docs/model.md §6.3)', () => {
     expect(hf({ norm_before_gate: true }).normBeforeGate).toBe(false);
   });
 

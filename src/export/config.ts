@@ -1,6 +1,6 @@
 /**
  * Reads Mamba-2 `config.json` files (HF `Mamba2ForCausalLM` and original state-spaces/mamba) into
- * the frozen, validated `Mamba2Config`. Key mapping and defaults: spec §0, §4.3, §6.10/11/14/16.
+ * the frozen, validated `Mamba2Config`. Key mapping and defaults: docs/model.md §0, §4.3, §6.10/11/14/16.
  * Every error names the file and the key, with expected vs got.
  */
 import { readFile } from 'node:fs/promises';
@@ -281,7 +281,7 @@ function checkActivation(obj: JsonObject, key: string, file: string, prefix = ''
   }
 }
 
-/** HF `Mamba2ForCausalLM` config.json (`model_type: "mamba2"`). `num_heads` is stored, not derived (spec §6.14). */
+/** HF `Mamba2ForCausalLM` config.json (`model_type: "mamba2"`). `num_heads` is stored, not derived (model.md §6.14). */
 export function hfConfigToMamba2(rawJson: unknown, file: string): Mamba2Config {
   const obj = asObject(rawJson, file, '');
   const type = obj.model_type;
@@ -297,7 +297,7 @@ export function hfConfigToMamba2(rawJson: unknown, file: string): Mamba2Config {
   checkActivation(obj, 'hidden_act', file);
   const { raw, names } = pick(obj, HF_KEYS);
   if (raw.nHeads === undefined) names.nHeads = 'num_heads (absent, so the HF default 128)';
-  // norm_before_gate is ignored by HF (hard-coded False), spec §6.3; HF has no D_has_hdim / d_ssm.
+  // norm_before_gate is ignored by HF (hard-coded False), docs/model.md §6.3; HF has no D_has_hdim / d_ssm.
   return finish({ ...HF_DEFAULTS, ...raw, format: 'hf' }, file, names);
 }
 

@@ -1,5 +1,5 @@
 /**
- * Causal depthwise conv over x,B,C (spec §1.2 step 3, §3) with its state: the last K−1 pre-conv
+ * Causal depthwise conv over x,B,C (docs/model.md §1.2 step 3, §3) with its state: the last K−1 pre-conv
  * columns. Prepending the state to the input and convolving without padding gives fresh prefill
  * (zero state = the causal zero padding), continuation and L < K alike.
  *
@@ -56,7 +56,7 @@ function causalConvShifted(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /*
   });
 }
 
-/** One token: x [B,Cdim]; the window is the state plus the new column (spec §3.2 step 2). */
+/** One token: x [B,Cdim]; the window is the state plus the new column (docs/model.md §3.2 step 2). */
 export function causalConvStep(ctx: Ctx, xbc: Value /* [B,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
   const { g, c } = ctx;
   return g.scope('conv1d', () => {

@@ -1,6 +1,6 @@
 /**
  * Hybrid models: Mamba-2 layers mixed with attention layers, and optionally an MLP after every
- * mixer (spec §1.1 step 3, §1.3, §1.4, §4.2). Two checkpoint families:
+ * mixer (docs/model.md §1.1 step 3, §1.3, §1.4, §4.2). Two checkpoint families:
  *
  *   bamba      HF `BambaForCausalLM` (`model_type: "bamba"`): `attn_layer_indices`, grouped-query
  *              attention with rotary embeddings on the first R = head_dim·partial_rotary_factor dims,
@@ -98,7 +98,7 @@ const ATTN_CFG_KEYS = new Set([
   'd_conv', 'rotary_emb_dim', 'rotary_emb_base', 'rotary_emb_interleaved',
 ]);
 
-/** mamba_ssm `MHA(**attn_cfg)` with its constructor defaults (spec §1.4, §6.20: always read attn_cfg). */
+/** mamba_ssm `MHA(**attn_cfg)` with its constructor defaults (docs/model.md §1.4, §6.20: always read attn_cfg). */
 function mhaConfig(cfg: Obj, dModel: number, fail: Fail): AttentionConfig {
   const k = (name: string): string => `attn_cfg.${name}`;
   for (const key of Object.keys(cfg)) {

@@ -1,5 +1,5 @@
 /**
- * Checkpoint keys and shapes of the hybrid parts (spec §4.2; HF modeling_bamba): attention layers,
+ * Checkpoint keys and shapes of the hybrid parts (docs/model.md §4.2; HF modeling_bamba): attention layers,
  * the MLP after every mixer, and where a family keeps its Mamba-2 layers.
  *
  *   mamba_ssm  backbone.layers.i.{norm, mixer.*}          attention: mixer.in_proj / conv1d / out_proj

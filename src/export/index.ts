@@ -33,7 +33,7 @@ import { DEFAULT_BLOCK_SIZE, type WeightPlan } from './weights.js';
 export const EXPORTER_VERSION = '0.1.0';
 
 /**
- * Default SSD chunk size: the checkpoint's Q, capped at 128. The math does not depend on Q (spec
+ * Default SSD chunk size: the checkpoint's Q, capped at 128. The math does not depend on Q (docs/model.md
  * §2.7); Q = 128 was fastest at L = 2048 on CUDA and WebGPU and no slower on CPU (BENCHMARKS.md).
  */
 export const DEFAULT_MAX_CHUNK = 128;

@@ -1,5 +1,5 @@
 /**
- * The language model graph (spec §1.1; HF `Mamba2ForCausalLM`, `BambaModel`): embedding → NL
+ * The language model graph (docs/model.md §1.1; HF `Mamba2ForCausalLM`, `BambaModel`): embedding → NL
  * blocks → RMSNorm → lm_head. A per-layer plan: each layer kind (Mamba-2, or attention in hybrids)
  * brings its weights, its states and its mixer, and every layer is the same block:
  *

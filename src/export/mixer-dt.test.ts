@@ -1,5 +1,5 @@
 /**
- * The dt pipeline (spec §6.5: softplus, identity above 20) with and without the explicit Where:
+ * The dt pipeline (docs/model.md §6.5: softplus, identity above 20) with and without the explicit Where:
  * the contrib step drops the Where because ONNX Runtime's Softplus is the stable form. This checks
  * that claim on every EP here, over inputs that overflow a naive log(1 + eˣ) in fp32 (x > 88).
  */

@@ -1,5 +1,5 @@
 /**
- * The Mamba-2 mixer (spec §1.2), for a sequence (chunked SSD) and for one token (recurrent step).
+ * The Mamba-2 mixer (docs/model.md §1.2), for a sequence (chunked SSD) and for one token (recurrent step).
  * Ref: state-spaces/mamba `Mamba2.forward` / `Mamba2.step`; tommyip/mamba2-minimal.
  * Glossary: B batch, L sequence, D d_model, DI d_ssm, F in_proj width, Cdim conv channels,
  * H heads, P head dim, G groups, N state.
@@ -20,7 +20,7 @@ export interface LayerState {
 
 /**
  * dt = clamp(softplus(dt + dt_bias), dt_limit) for `dt` that already holds dt + dt_bias (inProj adds
- * the bias); softplus is the identity above 20 (spec §6.5). `stableSoftplus`: the runtime's Softplus
+ * the bias); softplus is the identity above 20 (docs/model.md §6.5). `stableSoftplus`: the runtime's Softplus
  * is the stable x + log1p(e⁻ˣ) form (ONNX Runtime's CPU, CUDA and WebGPU kernels; mixer-dt.test.ts
  * checks CPU and WebGPU, CUDA was checked on an H200), so softplus(x) and x are the same float
  * above 20 and the explicit Where is two dispatches per layer for nothing. Without it (standard-op
@@ -54,13 +54,13 @@ function inProj(ctx: Ctx, w: LayerWeights, u: Value): Value {
   return linear(ctx, 'in_proj', u, W, bias); // [..,F]
 }
 
-/** A = −exp(A_log), in fp32 (spec §6.6). */
+/** A = −exp(A_log), in fp32 (docs/model.md §6.6). */
 const decayRate = (ctx: Ctx, aLog: Value): Value => op.Neg(ctx.g, op.Exp(ctx.g, aLog)); // [H]
 
 /** D as [H,1] (per head) or [H,P] (D_has_hdim), to broadcast over [...,H,P]. */
 const skipWeight = (ctx: Ctx, D: Value): Value => op.Reshape(ctx.g, D, [ctx.c.nHeads, ctx.c.dHasHdim ? ctx.c.headDim : 1]);
 
-/** Splits the in_proj output into [z0, x0,] z, xBC, dt (spec §1.2 step 2). */
+/** Splits the in_proj output into [z0, x0,] z, xBC, dt (docs/model.md §1.2 step 2). */
 function splitInProj(ctx: Ctx, zxbcdt: Value): { z0?: Value; x0?: Value; z: Value; xbc: Value; dt: Value } {
   const { g, c } = ctx;
   if (c.dMlp === 0) {
@@ -71,7 +71,7 @@ function splitInProj(ctx: Ctx, zxbcdt: Value): { z0?: Value; x0?: Value; z: Valu
   return { z0, x0, z: z!, xbc: xbc!, dt: dt! };
 }
 
-/** Gated norm, the non-SSM branch (silu(z0)·x0, first: spec §6.15) and out_proj. */
+/** Gated norm, the non-SSM branch (silu(z0)·x0, first: docs/model.md §6.15) and out_proj. */
 function finish(ctx: Ctx, w: LayerWeights, y: Value, s: ReturnType<typeof splitInProj>): Value {
   const { g } = ctx;
   let out = gatedRmsNorm(ctx, y, s.z, w.gatedNorm); // [...,DI]

@@ -1,5 +1,5 @@
 /**
- * The MLP after the mixer in every layer of a hybrid (spec §1.1 step 3, §1.3, §6.15):
+ * The MLP after the mixer in every layer of a hybrid (docs/model.md §1.1 step 3, §1.3, §6.15):
  *
  *   swiglu (Bamba)         x ─┬─ gate_proj ─ SiLU ─┐
  *                             └─ up_proj ──────────┴─ Mul ─ down_proj

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from './config.js';
 import { listPresets, loadPreset, modelsDir } from './presets.js';
 
-/** Spec §5: [D, NL, V, H, F, Cdim, G, tied]. */
+/** docs/model.md §5: [D, NL, V, H, F, Cdim, G, tied]. */
 const SPEC5: Record<string, [number, number, number, number, number, number, number, boolean]> = {
   'mamba2-130m': [768, 24, 50288, 24, 3352, 1792, 1, true],
   'mamba2-370m': [1024, 48, 50288, 32, 4384, 2304, 1, true],
@@ -21,7 +21,7 @@ describe('presets', () => {
     expect(listPresets()).toEqual([...Object.keys(SPEC5), 'tiny'].sort());
   });
 
-  it.each(Object.entries(SPEC5))('%s has spec §5’s sizes', (name, [D, NL, V, H, F, Cdim, G, tied]) => {
+  it.each(Object.entries(SPEC5))('%s has the sizes of docs/model.md §5', (name, [D, NL, V, H, F, Cdim, G, tied]) => {
     const p = loadPreset(name);
     const c = p.config;
     expect([c.dModel, c.nLayer, c.vocabSize, c.nHeads, c.dInProj, c.convDim, c.nGroups, c.tieEmbeddings])

@@ -1,7 +1,7 @@
 /**
  * The SSD graph (chunked dual form and single step) and the conv block against the plain
  * sequential TypeScript reference, on random inputs: L < K, L not a multiple of Q, G > 1,
- * non-zero initial state, batch 2 (spec §6.1, §6.7, §6.13).
+ * non-zero initial state, batch 2 (docs/model.md §6.1, §6.7, §6.13).
  */
 import { describe, expect, it } from 'vitest';
 import { ModelBuilder } from '../graph/builder.js';

@@ -1,12 +1,12 @@
 /**
- * SSD as the chunked quadratic/linear dual form, in MatMul ops (spec §2; Dao & Gu 2024, §6;
- * tommyip/mamba2-minimal `ssd`). Group-aware layout (spec §2.6): heads are split as H = G·R with
+ * SSD as the chunked quadratic/linear dual form, in MatMul ops (docs/model.md §2; Dao & Gu 2024, §6;
+ * tommyip/mamba2-minimal `ssd`). Group-aware layout (docs/model.md §2.6): heads are split as H = G·R with
  * R = H/G, so B and C are never copied per head.
  *
  * Glossary: B batch, L sequence, Lp L padded to a multiple of Q, Q chunk length, NC = Lp/Q chunks
  * (NC, not C: C is the SSM's output matrix), H heads, G groups, R = H/G heads per group, P head dim,
  * N state. In code the B and C matrices are Bm / Cm (B alone is the batch dim).
- * Names follow tommyip/mamba2-minimal; spec §2 calls A_cumsum Acs, states S_c, A_chunkPadded tot,
+ * Names follow tommyip/mamba2-minimal; docs/model.md §2 calls A_cumsum Acs, states S_c, A_chunkPadded tot,
  * decay_chunk Dchunk, new_states New and prev_states S_in.
  *
  *   0. discretise, pad, chunk:   X = x·dt, A = A·dt, zero-padded after discretisation;
@@ -46,7 +46,7 @@ export interface SsdOut {
 
 /**
  * Masks of a T×T segment-sum as float 0/1: strictly lower (i > j) and lower inclusive (i ≥ j).
- * Multiplying by them is safe because the stable segsum is finite everywhere (spec §2.1): the
+ * Multiplying by them is safe because the stable segsum is finite everywhere (docs/model.md §2.1): the
  * upper triangle of S is exactly 0, never −∞.
  */
 function triMasks(g: GraphBuilder, T: number): { strict: Value; incl: Value } {
@@ -73,7 +73,7 @@ function dynMasks(g: GraphBuilder, n: Value, dim: string): { strict: Value; incl
 }
 
 /**
- * exp(segsum(s)) masked to the lower triangle, for s [...,T]: the stable construction of spec §2.1
+ * exp(segsum(s)) masked to the lower triangle, for s [...,T]: the stable construction of docs/model.md §2.1
  * (cumulative sums of masked copies, no difference of cumulative sums).
  */
 function segsumExp(g: GraphBuilder, s: Value, masks: { strict: Value; incl: Value }, mask = true): Value {
@@ -99,7 +99,7 @@ export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
   const [H, P, N, G, Q] = [c.nHeads, c.headDim, c.dState, c.nGroups, c.chunkSize];
   const R = H / G;
   return g.scope('ssd', () => {
-    // ---- 0. discretise, then pad L → Lp with zeros (after discretisation: spec §6.7), chunk ----
+    // ---- 0. discretise, then pad L → Lp with zeros (after discretisation: docs/model.md §6.7), chunk ----
     const dtX = op.Mul(g, inp.x, op.Unsqueeze(g, inp.dt, [-1])); // [B,L,H,P]    X = x·dt
     const dtA = op.Mul(g, inp.dt, inp.A); // [B,L,H]      A·dt: log-decay per token, ≤ 0
     const seqLen = op.Shape(g, inp.dt, 1, 2); // [1]          L
@@ -171,11 +171,11 @@ export function ssdChunked(ctx: Ctx, inp: SsdInputs): SsdOut {
 }
 
 /**
- * One token (spec §3.2 steps 4–6): h' = h·exp(dt·A) + (dt·x) ⊗ B;  y = h'·C. Everything is laid
+ * One token (docs/model.md §3.2 steps 4–6): h' = h·exp(dt·A) + (dt·x) ⊗ B;  y = h'·C. Everything is laid
  * out as columns of the state's I/O layout [B,H,P,N] (x [B,H,P,1], dt [B,H,1,1], B [B,H|1,1,N],
  * C [B,H|1,N,1]), so each operand is one Reshape away from the in_proj split and broadcasting does
  * the rest: no Unsqueeze/Squeeze, no reshape of the big state. B and C reach the heads by
- * broadcasting (G = 1) or by expanding the small [B,G,N] tensors (G > 1; spec §6.1).
+ * broadcasting (G = 1) or by expanding the small [B,G,N] tensors (G > 1; docs/model.md §6.1).
  */
 export function ssdStep(
   ctx: Ctx,

@@ -89,7 +89,7 @@ describe('weightKeys', () => {
 });
 
 describe('expectedTensors', () => {
-  it('lists spec §4.1 shapes for mamba2-130m sizes', () => {
+  it('lists docs/model.md §4.1 shapes for mamba2-130m sizes', () => {
     const c = makeConfig({ dModel: 768, nLayer: 24, vocabSize: 50288 });
     const t = new Map(expectedTensors(c).map((e) => [e.key, e.shape]));
     expect(t.size).toBe(2 + 24 * 9);

@@ -1,5 +1,5 @@
 /**
- * Checkpoint keys and shapes of a Mamba-2 language model, per format (spec §4.1). The exporter names
+ * Checkpoint keys and shapes of a Mamba-2 language model, per format (docs/model.md §4.1). The exporter names
  * its initializers after these keys, so loading a checkpoint is a lookup.
  */
 import type { CheckpointFormat, Mamba2Config } from '../package/config.js';
@@ -80,7 +80,7 @@ export function weightKeys(c: Mamba2Config, layer?: number): ModelWeightKeys & {
   return layer === undefined ? keys : { ...keys, layer: layerWeightKeys(c, layer) };
 }
 
-/** Shape of each per-layer tensor (spec §4.1). */
+/** Shape of each per-layer tensor (docs/model.md §4.1). */
 function layerShapes(c: Mamba2Config): Readonly<Record<keyof LayerWeightKeys, readonly number[]>> {
   return {
     norm: [c.dModel],

@@ -4,7 +4,7 @@
  * embedding). Data is read from the store only when the serializer writes it.
  *
  * Derived values are computed in the graph, next to their use, where ORT folds them once at
- * session start: A = −exp(A_log) (spec §1.2 step 5, fp32), the conv weight's (Cdim,1,K) → (Cdim,K).
+ * session start: A = −exp(A_log) (docs/model.md §1.2 step 5, fp32), the conv weight's (Cdim,1,K) → (Cdim,K).
  *
  * The dtype policy (`--dtype`): only the embedding, in_proj, out_proj and lm_head follow it.
  *   fp16       stored as float16 under their own key;

@@ -1,6 +1,6 @@
 /**
  * The frozen, validated Mamba-2 configuration every part of the exporter reads.
- * Sizes follow ../shared/spec/mamba2.md §0 (glossary letters in comments).
+ * Sizes follow docs/model.md §0 (glossary letters in comments).
  */
 export type CheckpointFormat = 'hf' | 'mamba_ssm';
 
@@ -28,7 +28,7 @@ export interface Mamba2Config {
   readonly dtLimit: readonly [number, number];
   readonly dHasHdim: boolean;
   readonly rmsNorm: boolean; // gated RMSNorm in the mixer (true in all published models)
-  readonly normBeforeGate: boolean; // always false in practice (spec §6.3)
+  readonly normBeforeGate: boolean; // always false in practice (docs/model.md §6.3)
   readonly bias: boolean; // in_proj / out_proj bias
   readonly convBias: boolean;
   readonly tieEmbeddings: boolean;

@@ -9,7 +9,7 @@ import type { Mamba2Config } from './config.js';
 
 export type LayerKind = 'mamba2' | 'attention';
 export type HybridFamily = 'bamba' | 'mamba_ssm';
-/** swiglu: down(silu(gate(x))·up(x)) with separate gate/up (Bamba); gated: fc1 → [value, gate] → fc2(value·silu(gate)) (GatedMLP, spec §6.15). */
+/** swiglu: down(silu(gate(x))·up(x)) with separate gate/up (Bamba); gated: fc1 → [value, gate] → fc2(value·silu(gate)) (GatedMLP, model.md §6.15). */
 export type MlpKind = 'swiglu' | 'gated';
 
 export interface AttentionConfig {

@@ -1,12 +1,12 @@
 /**
  * Elementwise and per-layer building blocks of the Mamba-2 reference, written straight from
- * ../shared/spec/mamba2.md §1.2 (step numbers below) and §3. All arithmetic is float64; inputs may
- * be float32 or float64. Shapes in comments use the spec's letters: B batch, L seq, D d_model,
+ * docs/model.md §1.2 (step numbers below) and §3. All arithmetic is float64; inputs may
+ * be float32 or float64. Shapes in comments use the letters of docs/model.md §0: B batch, L seq, D d_model,
  * DI d_inner, H heads, P head dim, N d_state, G groups, K d_conv, C channels.
  */
 import { expectLength, numel, type FloatArray, type Tensor } from './tensor.js';
 
-/** softplus(x) = log(1 + eˣ), and x itself above this (torch's default threshold; spec §6.5). */
+/** softplus(x) = log(1 + eˣ), and x itself above this (torch's default threshold; docs/model.md §6.5). */
 const SOFTPLUS_THRESHOLD = 20;
 
 export function silu(x: number): number {
@@ -37,7 +37,7 @@ export function linear(x: Tensor, weight: FloatArray, outFeatures: number, bias?
   return { data: out, shape: [...x.shape.slice(0, -1), outFeatures] };
 }
 
-/** RMSNorm over the last axis: `x · (mean(x²) + eps)^(−½) · w` (spec §1.1; w multiplies directly). */
+/** RMSNorm over the last axis: `x · (mean(x²) + eps)^(−½) · w` (docs/model.md §1.1; w multiplies directly). */
 export function rmsNorm(x: Tensor, weight: FloatArray, eps: number): Tensor<Float64Array> {
   const d = x.shape[x.shape.length - 1] ?? 0;
   expectLength(weight, d, 'rmsNorm(weight)');
@@ -52,7 +52,7 @@ export function rmsNorm(x: Tensor, weight: FloatArray, eps: number): Tensor<Floa
 }
 
 export interface GatedNormOptions {
-  /** G: the width is normalised in G groups of width/G channels each (spec §6.2). */
+  /** G: the width is normalised in G groups of width/G channels each (docs/model.md §6.2). */
   readonly nGroups: number;
   readonly eps: number;
   /** false (every published model): RMSNorm(y·silu(z))·w; true: RMSNorm(y)·w·silu(z). */
@@ -91,7 +91,7 @@ export function gatedRmsNorm(y: Tensor, z: Tensor, weight: FloatArray, opts: Gat
 export interface CausalConvResult {
   /** [B, L, C] after the activation. */
   readonly y: Tensor<Float64Array>;
-  /** [B, C, K−1]: the last K−1 pre-conv inputs, oldest first (spec §3.1, minus the unused oldest column). */
+  /** [B, C, K−1]: the last K−1 pre-conv inputs, oldest first (docs/model.md §3.1, minus the unused oldest column). */
   readonly state: Tensor<Float64Array>;
 }
 

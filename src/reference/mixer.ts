@@ -1,5 +1,5 @@
 /**
- * One Mamba-2 mixer (spec §1.2 steps 1–10), with incoming and outgoing per-layer state (§3), so
+ * One Mamba-2 mixer (docs/model.md §1.2 steps 1–10), with incoming and outgoing per-layer state (§3), so
  * that a fresh prefill, a continuation and a one-token step are the same function.
  */
 import type { Mamba2Config } from '../package/config.js';
@@ -15,7 +15,7 @@ import {
 import { ssdSequential } from './ssd.js';
 import { expectShape, type FloatArray, type Tensor } from './tensor.js';
 
-/** Flat weights by checkpoint key (HF or mamba_ssm names; see spec §4.1). */
+/** Flat weights by checkpoint key (HF or mamba_ssm names; see docs/model.md §4.1). */
 export type Weights = Readonly<Record<string, FloatArray>>;
 
 export interface LayerState {

@@ -1,5 +1,5 @@
 /**
- * The full Mamba-2 language model (spec §1.1): embedding → NL × (x + Mixer(RMSNorm(x))) → RMSNorm
+ * The full Mamba-2 language model (docs/model.md §1.1): embedding → NL × (x + Mixer(RMSNorm(x))) → RMSNorm
  * → lm_head, in float64, with per-layer states in and out. Slow and plain on purpose: it is the
  * ground truth for the ONNX graph's tests.
  */
@@ -10,7 +10,7 @@ import type { Tensor } from './tensor.js';
 
 export type { LayerState, Weights } from './mixer.js';
 
-/** HF and mamba_ssm spell the embedding differently (spec §4.1). */
+/** HF and mamba_ssm spell the embedding differently (docs/model.md §4.1). */
 const EMBEDDING_KEYS = ['backbone.embeddings.weight', 'backbone.embedding.weight'] as const;
 
 export interface ForwardResult {

@@ -1,5 +1,5 @@
 /**
- * The SSD layer as its plain recurrence (spec §1.2 "Discretisation", §3.2 steps 4–6), one token at a
+ * The SSD layer as its plain recurrence (docs/model.md §1.2 "Discretisation", §3.2 steps 4–6), one token at a
  * time, in float64. It is the ground truth that the chunked dual form (§2) must reproduce.
  *
  *   h_t = exp(dt_t·A_h) · h_{t−1} + dt_t · x_t ⊗ B_{t,g(h)}      h_t ∈ R^{P×N}

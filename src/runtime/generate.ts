@@ -10,7 +10,7 @@
  *        ▼
  *   forward([[id] per row], state)   (sequence = 1: the graph's single-step path) ─▶ state, logits ─▶ (loop)
  *
- * Rows of unequal length are prefilled one by one (the SSM has no padding mask, spec §6.17) and
+ * Rows of unequal length are prefilled one by one (the SSM has no padding mask, docs/model.md §6.17) and
  * their states stacked for batched decoding. A hybrid's KV caches of different lengths do not
  * stack: its rows are prefilled and decoded in groups of equal prompt length (one forward call
  * per group and step).

@@ -73,7 +73,7 @@ def mamba_ssm_config(f):
             "tie_embeddings": f["tied"]}
 
 
-# ---- grouped gated RMSNorm (original mamba_ssm semantics, spec §1.2 step 8, §6.2) ----
+# ---- grouped gated RMSNorm (original mamba_ssm semantics, docs/model.md §1.2 step 8, §6.2) ----
 
 def grouped_gated_norm(module, hidden_states, gate=None):
     dtype = hidden_states.dtype

@@ -4,11 +4,11 @@
 Writes, for each fixture, a directory in the layout of ../shared/fixtures (see test/reference/README.md):
   bamba-*       hf/config.json, hf/model.safetensors (BambaForCausalLM.save_pretrained) and reference.json
                 with HF transformers' logits (plain PyTorch path, float32, CPU; its gated norm patched to the
-                grouped form when mamba_n_groups > 1, spec §6.2), greedy ids from full forward passes
-                (HF's cached one-token path skips the dt clamp, spec §6.5).
+                grouped form when mamba_n_groups > 1, docs/model.md §6.2), greedy ids from full forward passes
+                (HF's cached one-token path skips the dt clamp, docs/model.md §6.5).
   mamba2attn-*  mamba_ssm/config.json, mamba_ssm/pytorch_model.bin (original state-spaces names) and
                 reference.json with the logits of this script's float64 re-implementation of
-                MixerModel (Mamba2 + MHA + GatedMLP, spec §1.1-1.4): mamba_ssm itself needs CUDA kernels.
+                MixerModel (Mamba2 + MHA + GatedMLP, docs/model.md §1.1-1.4): mamba_ssm itself needs CUDA kernels.
 The float64 re-implementation is checked against HF on the Bamba fixtures (`checks` in reference.json).
 
 Run on a machine with torch + transformers 5.x:
@@ -84,14 +84,14 @@ def init_value(name, shape, gen, dt_limit):
     return 0.15 * torch.randn(shape, generator=gen)
 
 
-# ---- float64 re-implementation (spec §1.1-§1.4), independent of HF ----
+# ---- float64 re-implementation (docs/model.md §1.1-§1.4), independent of HF ----
 
 def rms(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
 def mamba2_mixer(W, m, u, s):
-    """Sequential Mamba-2 mixer (spec §1.2, §2): u (B,L,D) with prefix m (e.g. 'model.layers.0.mamba.')."""
+    """Sequential Mamba-2 mixer (docs/model.md §1.2, §2): u (B,L,D) with prefix m (e.g. 'model.layers.0.mamba.')."""
     H, P, N, G, K = s["H"], s["P"], s["N"], s["G"], 4
     DI = H * P
     Bsz, L, _ = u.shape
@@ -153,7 +153,7 @@ def bamba_attention(W, m, u, a):
 
 
 def mha_attention(W, m, u, c):
-    """mamba_ssm MHA (spec §1.4): fused in_proj, conv over qkv without activation, kv as (two, hkv, d)."""
+    """mamba_ssm MHA (docs/model.md §1.4): fused in_proj, conv over qkv without activation, kv as (two, hkv, d)."""
     B, L, _ = u.shape
     Hq, Hkv, hd, K = c["num_heads"], c["num_heads_kv"], c["head_dim"], c["d_conv"]
     qkv = u @ W[m + "in_proj.weight"].T + W[m + "in_proj.bias"]
@@ -212,11 +212,11 @@ def greedy(logits_of, prompt, real_vocab):
 
 # ---- HF Bamba ----
 
-from make_fixtures import grouped_gated_norm, run_fixtures  # noqa: E402  (same directory: the grouped form, spec §6.2; the CLI)
+from make_fixtures import grouped_gated_norm, run_fixtures  # noqa: E402  (same directory: the grouped form, model.md §6.2; the CLI)
 
 
 def patch_gated_norm(model, n_groups):
-    """HF 5.17's gated norm ignores mamba_n_groups (spec §6.2): replace its forward by the grouped form."""
+    """HF 5.17's gated norm ignores mamba_n_groups (docs/model.md §6.2): replace its forward by the grouped form."""
     norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNormGated")]
     if not norms:
         raise RuntimeError("no *RMSNormGated module found to patch")
