@@ -1,6 +1,6 @@
 /**
  * `mamba2-onnx bench <model-dir>... [--ep cpu|webgpu|cuda] [--lengths 128,512,2048] [--decode N]
- *  [--runs R] [--json] [--compare-json ref.json]`
+ *  [--runs R] [--backend node|capi] [--json] [--compare-json ref.json]`
  *
  * Prefill tokens/s at each length and decode tokens/s, median of R runs after a warm-up, one row
  * per (model, EP) so that several models or EPs sit side by side in one table. With several model
@@ -9,7 +9,7 @@
 import { basename } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { EP_NAMES, Mamba2Model, type EpName, type Mamba2State } from '../runtime/index.js';
+import { BACKEND_NAMES, EP_NAMES, Mamba2Model, preferredBackend, type Backend, type BackendName, type EpName, type Mamba2State } from '../runtime/index.js';
 import { type CliIO, UsageError } from './errors.js';
 import { intFlag, listFlag } from './flags.js';
 import { table } from './format.js';
@@ -34,6 +34,8 @@ export interface BenchOptions {
   runs: number;
   /** Untimed runs before timing (default 1). */
   warmup?: number;
+  /** ONNX Runtime binding (default onnxruntime-node). */
+  backend?: Backend;
 }
 
 const median = (xs: number[]): number => {
@@ -52,7 +54,7 @@ async function timeIt(fn: () => Promise<void>): Promise<number> {
 
 export async function benchModel(dir: string, ep: EpName, o: BenchOptions): Promise<BenchRow> {
   const meta = await readModelMeta((await locateModel(dir, 'model-dir')).metaPath!);
-  const model = await Mamba2Model.load(dir, { ep: [ep] });
+  const model = await Mamba2Model.load(dir, { ep: [ep], ...(o.backend ? { backend: o.backend } : {}) });
   try {
     const vocab = meta.config.realVocabSize;
     const prefill: Record<string, number> = {};
@@ -114,11 +116,14 @@ export function registerBench(program: Command, io: CliIO): void {
     .option('--decode <N>', 'decode tokens per run', intFlag(1), 64)
     .option('--runs <R>', 'timed runs per measurement (median)', intFlag(1, 100), 5)
     .option('--warmup <W>', 'untimed runs before timing', intFlag(0, 100), 1)
+    .addOption(program.createOption('--backend <name>', "ONNX Runtime binding: 'node' (onnxruntime-node) or 'capi' (its C API through koffi; falls back to node with a note)").choices(BACKEND_NAMES).default('node'))
     .option('--json', 'print rows as JSON')
     .option('--compare-json <file>', 'a previous --json output: print ratios against it')
-    .action(async (dirs: string[], flags: { ep: EpName[]; lengths: number[]; decode: number; runs: number; warmup: number; json?: boolean; compareJson?: string }) => {
+    .action(async (dirs: string[], flags: { ep: EpName[]; lengths: number[]; decode: number; runs: number; warmup: number; backend: BackendName; json?: boolean; compareJson?: string }) => {
       if (dirs.length === 0) throw new UsageError('give at least one model directory', 'bench');
-      const o: BenchOptions = { eps: flags.ep, lengths: flags.lengths, decodeTokens: flags.decode, runs: flags.runs, warmup: flags.warmup };
+      const { backend, fallbackReason } = await preferredBackend(flags.backend);
+      if (fallbackReason) io.err(`note: ${fallbackReason}\n`);
+      const o: BenchOptions = { eps: flags.ep, lengths: flags.lengths, decodeTokens: flags.decode, runs: flags.runs, warmup: flags.warmup, backend };
       let ref: BenchRow[] | undefined;
       if (flags.compareJson) {
         const raw: unknown = JSON.parse(await readFile(flags.compareJson, 'utf8'));

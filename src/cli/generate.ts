@@ -1,13 +1,13 @@
 /**
  * `mamba2-onnx generate <model-dir> --prompt "text" | --ids 1,2,3 [--max-new-tokens N] [sampling]
- *  [--ep cpu|webgpu|cuda] [--json]`
+ *  [--ep cpu|webgpu|cuda] [--backend node|capi] [--json]`
  *
  * Text (or, without a tokenizer, token ids) streams to stdout as it is generated; a final line
  * reports prefill and decode tokens/s. `--json` prints one object instead.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { EP_NAMES, Mamba2Model, type EpName, type GenerateOptions, type MemoryPolicy, type GenerateResult } from '../runtime/index.js';
+import { BACKEND_NAMES, EP_NAMES, Mamba2Model, preferredBackend, type BackendName, type EpName, type GenerateOptions, type MemoryPolicy, type GenerateResult } from '../runtime/index.js';
 import { type CliIO, UsageError } from './errors.js';
 import { floatFlag, intFlag, listFlag } from './flags.js';
 import { locateModel } from './model-dir.js';
@@ -26,6 +26,8 @@ interface GenerateFlags {
   prefillWindow?: number;
   ep: EpName[];
   memory: MemoryPolicy;
+  /** ONNX Runtime binding (default 'node'); 'capi' falls back to 'node' with a note. */
+  backend?: BackendName;
   json?: boolean;
 }
 
@@ -46,7 +48,9 @@ function renderStats(r: GenerateResult, ep: EpName): string {
 export async function runGenerate(modelArg: string, flags: GenerateFlags, io: CliIO): Promise<GenerateResult> {
   if ((flags.prompt === undefined) === (flags.ids === undefined)) throw new UsageError('give exactly one of --prompt or --ids', 'generate');
   const loc = await locateModel(modelArg, 'model-dir');
-  const model = await Mamba2Model.load(loc.dir, { ep: flags.ep, memory: flags.memory });
+  const { backend, fallbackReason } = await preferredBackend(flags.backend ?? 'node');
+  if (fallbackReason) io.err(`note: ${fallbackReason}\n`);
+  const model = await Mamba2Model.load(loc.dir, { ep: flags.ep, memory: flags.memory, backend });
   try {
     for (const f of model.fallbacks) io.err(`note: ep ${f.ep} not used (${f.reason}); running on ${model.ep}\n`);
     const prompt: string | number[] = flags.prompt ?? flags.ids!;
@@ -107,6 +111,7 @@ export function registerGenerate(program: Command, io: CliIO): void {
     .option('--prefill-window <N>', 'prefill long prompts in windows of N tokens', intFlag(1))
     .option('--ep <list>', `execution providers to try in order (${EP_NAMES.join(', ')})`, listFlag(EP_NAMES), ['cpu'] as EpName[])
     .addOption(program.createOption('--memory <policy>', "CPU host memory: 'fast' (prepacked GEMM weights, activation arena) or 'lean' (weights read in place from the mapped file, no arena: ≈ weights + a fixed overhead, slower prefill)").choices(['fast', 'lean']).default('fast'))
+    .addOption(program.createOption('--backend <name>', "ONNX Runtime binding: 'node' (onnxruntime-node) or 'capi' (its C API through koffi; falls back to node with a note)").choices(BACKEND_NAMES).default('node'))
     .option('--json', 'print one JSON object: output_ids, text, prefill_tok_s, decode_tok_s')
     .action(async (modelDir: string, flags: GenerateFlags) => {
       await runGenerate(modelDir, flags, io);

@@ -25,6 +25,20 @@ export {
   type RtTensor,
   type ValueInfo,
 } from './backend.js';
+export {
+  BACKEND_NAMES,
+  CapiBackend,
+  CapiUnavailableError,
+  DeviceDecodeRunner,
+  OrtCallError,
+  capiBackend,
+  preferredBackend,
+  type BackendName,
+  type CapiBackendOptions,
+  type CapiEpOptions,
+  type DeviceDecodeRunnerOptions,
+  type PreferredBackend,
+} from './capi/index.js';
 export { Mamba2State, ModelMismatchError, stateFromHost, stateSpecs, zeroState, type HostState, type StateSpec } from './state.js';
 export { concatHostStates, sliceHostState } from './state-rows.js';
 export { serializeState, deserializeState, StateFormatError, STATE_FORMAT_VERSION } from './state-io.js';

@@ -17,6 +17,7 @@ import { checkIds, type GenerateOptions } from './options.js';
 import { deserializeState, serializeState } from './state-io.js';
 import { hasGrowingState, Mamba2State, stateFromHost, stateSpecs, zeroState, type StateSpec } from './state.js';
 import type { TextTokenizer } from './tokenizer.js';
+import type { BackendName } from './capi/select.js';
 
 export interface LoadOptions {
   /** EPs to try in order: 'cpu' (default), 'webgpu', 'cuda', e.g. 'webgpu,cpu' or ['cuda', 'cpu']. */
@@ -29,8 +30,8 @@ export interface LoadOptions {
   memory?: MemoryPolicy;
   /** ORT log severity 0–4 (default 3: errors). */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
-  /** Another backend (e.g. onnxruntime-web); default onnxruntime-node. */
-  backend?: Backend;
+  /** Another backend (e.g. onnxruntime-web), or one by name: 'node' (onnxruntime-node, the default) or 'capi' (ONNX Runtime's C API, Node only). */
+  backend?: Backend | BackendName;
 }
 
 export interface CreateOptions extends LoadOptions {
@@ -65,7 +66,8 @@ export class Mamba2Model implements ForwardModel {
   /** Build from parts already in hand (a browser loader, tests). */
   static async create(opts: CreateOptions): Promise<Mamba2Model> {
     const eps = parseEpList(opts.ep ?? 'cpu', 'opts.ep');
-    const backend = opts.backend ?? (await import('#node-backend')).nodeBackend();
+    const backend =
+      typeof opts.backend === 'string' ? await (await import('#node-backend')).namedBackend(opts.backend) : (opts.backend ?? (await import('#node-backend')).nodeBackend());
     const deviceOutputs = opts.deviceState === false ? [] : opts.meta.io.outputs.filter((o) => o.role !== 'logits').map((o) => o.name);
     const session = await backend.createSession(opts.model, {
       eps,

@@ -8,3 +8,11 @@ export function readModelDir(): never {
 export function nodeBackend(): never {
   throw new Error(`the default (onnxruntime-node) backend: ${NODE_ONLY}; pass opts.backend`);
 }
+
+export function capiBackend(): never {
+  throw new Error(`the C-API (koffi) backend: ${NODE_ONLY}; pass a WebBackend as opts.backend`);
+}
+
+export function namedBackend(name: unknown): never {
+  throw new Error(`backend ${JSON.stringify(name)}: ${NODE_ONLY}; pass a WebBackend as opts.backend`);
+}

@@ -5,3 +5,4 @@
  */
 export { readModelDir } from './node-files.js';
 export { nodeBackend } from './node.js';
+export { capiBackend, namedBackend } from './capi/index.js';
