@@ -18,6 +18,7 @@ import { Logits } from '../forward-model.js';
 import { hasGrowingState, Mamba2State, stateSpecs, type HostState, type StateSpec } from '../state.js';
 import { capiBackend, type CapiBackend } from './capi-backend.js';
 import type { CapiSession } from './session.js';
+import { CudaRuntime } from './cuda-runtime.js';
 import { CapiTensor, ELEMENT_TYPES, type TensorOrigin } from './tensor.js';
 
 export interface DeviceDecodeRunnerOptions {
@@ -31,6 +32,13 @@ export interface DeviceDecodeRunnerOptions {
   intraOpNumThreads?: number;
   /** Copy ids, logits and states through ORT Identity sessions on the CPU EP too, as on GPU EPs (tests). */
   ortCopies?: boolean;
+  /**
+   * CUDA: ids and logits cross with cudaMemcpy (libcudart) instead of an Identity session run each
+   * (default true; falls back to the Identity copies, with `copyNote` saying why, when libcudart is missing).
+   */
+  cudaCopies?: boolean;
+  /** Run each step on the calling thread (no koffi worker hop; blocks the event loop for the step). Default false. */
+  syncSteps?: boolean;
 }
 
 interface Slot {
@@ -39,9 +47,14 @@ interface Slot {
   ids: CapiTensor;
   idsHost: CapiTensor;
   logits: CapiTensor;
+  /** Host array the logits are downloaded into with cudaMemcpy (CUDA copies only). */
+  logitsHost: Float32Array;
   sets: [CapiTensor[], CapiTensor[]];
   parity: 0 | 1;
 }
+
+/** Batch sizes up to this one replay captured graphs (see graphId). */
+export const MAX_CAPTURED_BATCH = 1;
 
 const elements = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 
@@ -50,14 +63,26 @@ export class DeviceDecodeRunner {
   private readonly slots = new Map<number, Slot>();
   private current: Slot | undefined;
   private released = false;
+  /** libcudart for the step's copies (CUDA EP with cudaCopies), else undefined. */
+  private readonly cuda: CudaRuntime | undefined;
+  /** Why the step's copies go through ORT sessions on a GPU EP (undefined when they do not). */
+  readonly copyNote: string | undefined;
+  private readonly syncSteps: boolean;
 
   private constructor(
     readonly backend: CapiBackend,
     private readonly session: CapiSession,
     readonly meta: ModelMeta,
     private readonly ortCopies: boolean,
+    opts: DeviceDecodeRunnerOptions = {},
   ) {
     this.specs = stateSpecs(meta, session.inputs, session.outputs);
+    this.syncSteps = opts.syncSteps === true;
+    if (session.ep === 'cuda' && opts.cudaCopies !== false) {
+      const rt = CudaRuntime.load(backend.lib.koffi);
+      if (typeof rt === 'string') this.copyNote = rt;
+      else this.cuda = rt;
+    }
     if (hasGrowingState(this.specs)) throw new Error('DeviceDecodeRunner: this model keeps KV caches (a hybrid), whose state grows every step; fixed device buffers cannot hold it');
   }
 
@@ -80,7 +105,7 @@ export class DeviceDecodeRunner {
       ...(capture ? { cudaGraph: true, webgpuGraphCapture: true } : {}),
     });
     try {
-      return new DeviceDecodeRunner(backend, session, meta, opts.ortCopies === true);
+      return new DeviceDecodeRunner(backend, session, meta, opts.ortCopies === true, opts);
     } catch (e) {
       await session.release();
       throw e;
@@ -147,7 +172,8 @@ export class DeviceDecodeRunner {
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`step: ids[${b}] expected an integer in [0, ${V}), got ${id}`);
       host[b] = BigInt(id);
     });
-    if (slot.ids !== slot.idsHost) await this.backend.copyInto(slot.ids, slot.idsHost, this.origin);
+    if (this.cuda) this.cuda.upload(this.devicePointer(slot.ids), host);
+    else if (slot.ids !== slot.idsHost) await this.backend.copyInto(slot.ids, slot.idsHost, this.origin);
     const [from, to] = [slot.sets[slot.parity], slot.sets[slot.parity ^ 1]!];
     const feeds: Record<string, RtTensor> = { [IO_NAMES.inputIds]: slot.ids };
     const outputs: Record<string, CapiTensor> = { [IO_NAMES.logits]: slot.logits };
@@ -155,8 +181,12 @@ export class DeviceDecodeRunner {
       feeds[s.input] = from[i]!;
       outputs[s.output] = to[i]!;
     });
-    await this.session.runBound(feeds, outputs, this.capturesGraph ? 2 * slot.batch + slot.parity : -1);
+    await this.session.runBound(feeds, outputs, this.graphId(slot), this.syncSteps);
     slot.parity ^= 1;
+    if (this.cuda) {
+      this.cuda.download(slot.logitsHost, this.devicePointer(slot.logits));
+      return new Logits(slot.logitsHost.slice(), [slot.batch, 1, V]);
+    }
     const data = slot.logits.location === 'cpu' && !this.ortCopies ? (slot.logits.data as Float32Array).slice() : ((await this.backend.copyToHost(slot.logits, 'identity', this.origin)) as Float32Array);
     return new Logits(data, [slot.batch, 1, V]);
   }
@@ -199,7 +229,8 @@ export class DeviceDecodeRunner {
       onDevice ? this.session.allocateDevice(type, dims) : CapiTensor.host(lib, type, new ELEMENT_TYPES[type]!.array(elements(dims)) as unknown as TensorData, dims);
     const idsHost = CapiTensor.host(lib, 'int64', new BigInt64Array(B), [B, 1]);
     const set = (): CapiTensor[] => this.specs.map((s) => make(s.type, [B, ...s.dims]));
-    slot = { batch: B, idsHost, ids: onDevice || this.ortCopies ? make('int64', [B, 1]) : idsHost, logits: make('float32', [B, 1, this.meta.config.vocabSize]), sets: [set(), set()], parity: 0 };
+    const V = this.meta.config.vocabSize;
+    slot = { batch: B, idsHost, ids: onDevice || this.ortCopies ? make('int64', [B, 1]) : idsHost, logits: make('float32', [B, 1, V]), logitsHost: new Float32Array(this.cuda ? B * V : 0), sets: [set(), set()], parity: 0 };
     this.slots.set(B, slot);
     return slot;
   }
@@ -225,6 +256,20 @@ export class DeviceDecodeRunner {
   private async copy(dst: CapiTensor, src: CapiTensor): Promise<void> {
     if (dst.location === 'cpu' && src.location === 'cpu' && !this.ortCopies) (dst.data as Float32Array).set(src.data as Float32Array);
     else await this.backend.copyInto(dst, src, this.origin);
+  }
+
+  /**
+   * The captured graph of this step: one per parity at batch 1. Larger batches run uncaptured
+   * (gpu_graph_id −1): replays at batch 16 gave logits 0.33 away from the uncaptured run on the
+   * H200 (ORT 1.29 CUDA EP; BENCHMARKS.md), and a fast wrong step is worse than a slow right one.
+   */
+  private graphId(slot: Slot): number {
+    return this.capturesGraph && slot.batch <= MAX_CAPTURED_BATCH ? 2 * slot.batch + slot.parity : -1;
+  }
+
+  /** The device address of a tensor's data (GetTensorMutableData). */
+  private devicePointer(t: CapiTensor): bigint {
+    return this.backend.lib.make('GetTensorMutableData', t.ortValue());
   }
 
   private check(): void {

@@ -37,6 +37,9 @@ export const ORT_PROVIDER: Readonly<Record<EpName, string>> = {
 };
 
 /** Whether the EP's sessions use graph capture with these options. */
+/** Opt-in switch for the C-API backend's WebGPU path (see appendProvider). */
+export const CAPI_WEBGPU_ENV = 'MAMBA2_ONNX_CAPI_WEBGPU';
+
 export function capturesGraph(ep: EpName, o: CapiEpOptions): boolean {
   return (ep === 'cuda' && o.cudaGraph === true) || (ep === 'webgpu' && o.webgpuGraphCapture === true);
 }
@@ -69,6 +72,11 @@ export function appendProvider(lib: OrtLib, so: Ptr, ep: EpName, o: CapiEpOption
     return;
   }
   if (ep === 'webgpu') {
+    // Fail closed: on the H200 (ORT 1.29, 2026-12-03) sessions on this path crashed the process at
+    // their first run (BENCHMARKS.md, "C-API backend on the GPU"); onnxruntime-node's WebGPU works.
+    if (process.env[CAPI_WEBGPU_ENV] !== '1') {
+      throw new Error(`the C-API backend's WebGPU path is off: it crashed the process at the first run on ORT 1.29 (set ${CAPI_WEBGPU_ENV}=1 to try it); use the onnxruntime-node backend for WebGPU`);
+    }
     const [keys, values] = keysValues({ deviceId: device, ...(o.webgpuGraphCapture ? { enableGraphCapture: '1' } : {}), ...o.webgpuOptions });
     lib.call('SessionOptionsAppendExecutionProvider', so, 'WebGPU', keys, values, keys.length);
     return;

@@ -138,9 +138,10 @@ export class CapiSession implements BackendSession {
 
   /**
    * Run with outputs bound as given (only these outputs are fetched). Preallocated targets come
-   * back as the same objects; `graphId` selects the run options with `gpu_graph_id` (captured graphs).
+   * back as the same objects; `graphId` selects the run options with `gpu_graph_id` (captured graphs);
+   * `sync` runs on the calling thread instead of koffi's worker.
    */
-  async runBound(feeds: Record<string, RtTensor>, outputs: Record<string, OutputTarget>, graphId = -1): Promise<Record<string, CapiTensor>> {
+  async runBound(feeds: Record<string, RtTensor>, outputs: Record<string, OutputTarget>, graphId = -1, sync = false): Promise<Record<string, CapiTensor>> {
     if (this.released) throw new Error('session.run: the session was released');
     const own = Object.entries(feeds).map(([name, t]) => [name, this.own(t, `feed '${name}'`)] as const);
     const run = async (): Promise<Record<string, CapiTensor>> => {
@@ -162,7 +163,9 @@ export class CapiSession implements BackendSession {
             lib.call('BindOutput', b, name, target.ortValue());
           }
         }
-        await lib.callAsync('RunWithBinding', [this.session!, this.runOptionsFor(graphId), b], false);
+        // sync: on this thread (no worker hop; blocks the event loop for the run, which a short decode step can afford)
+        if (sync) lib.call('RunWithBinding', this.session!, this.runOptionsFor(graphId), b);
+        else await lib.callAsync('RunWithBinding', [this.session!, this.runOptionsFor(graphId), b], false);
         return this.collect(names, outputs);
       } finally {
         lib.raw.ClearBoundInputs(b);
