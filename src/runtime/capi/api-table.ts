@@ -41,6 +41,7 @@ export interface OrtRawApi {
   SetSessionLogSeverityLevel(options: Ptr, level: number): Status;
   SetIntraOpNumThreads(options: Ptr, threads: number): Status;
   DisableCpuMemArena(options: Ptr): Status;
+  DisableMemPattern(options: Ptr): Status;
   AddSessionConfigEntry(options: Ptr, key: string, value: string): Status;
   HasSessionConfigEntry(options: Ptr, key: string, out: Out): Status;
   SessionOptionsAppendExecutionProvider(options: Ptr, provider: string, keys: string[], values: string[], n: number): Status;
@@ -119,6 +120,8 @@ export const ORT_API_TABLE: { readonly [K in keyof OrtRawApi]: ApiEntry } = {
   CreateSessionFromArray: [8, 1, S, [V, V, 'size_t', V, V]],
   /** OrtStatus* CreateSessionOptions(OrtSessionOptions** options) */
   CreateSessionOptions: [10, 1, S, [V]],
+  /** OrtStatus* DisableMemPattern(OrtSessionOptions* options) */
+  DisableMemPattern: [17, 1, S, [V]],
   /** OrtStatus* DisableCpuMemArena(OrtSessionOptions* options) */
   DisableCpuMemArena: [19, 1, S, [V]],
   /** OrtStatus* SetSessionLogSeverityLevel(OrtSessionOptions* options, int session_log_severity_level) */

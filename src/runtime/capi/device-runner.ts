@@ -54,7 +54,7 @@ interface Slot {
 }
 
 /** Batch sizes up to this one replay captured graphs (see graphId). */
-export const MAX_CAPTURED_BATCH = 1;
+export const MAX_CAPTURED_BATCH = Number(process.env['MAMBA2_ONNX_MAX_CAPTURED_BATCH'] ?? 1);
 
 const elements = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 

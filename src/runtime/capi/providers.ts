@@ -45,8 +45,11 @@ export function capturesGraph(ep: EpName, o: CapiEpOptions): boolean {
 }
 
 /** Set the options every EP shares: log severity, CPU threads, memory policy. */
-export function configureSession(lib: OrtLib, so: Ptr, o: { logSeverityLevel: number; intraOpNumThreads?: number; lean: boolean }): void {
+export function configureSession(lib: OrtLib, so: Ptr, o: { logSeverityLevel: number; intraOpNumThreads?: number; lean: boolean; capture?: boolean }): void {
   lib.call('SetSessionLogSeverityLevel', so, o.logSeverityLevel);
+  // Captured graphs keep the addresses of their intermediates; a memory pattern sized per input
+  // shape may hand a later run of another batch size other addresses (off: MAMBA2_ONNX_CAPI_MEMPATTERN=1 keeps it).
+  if (o.capture && process.env['MAMBA2_ONNX_CAPI_MEMPATTERN'] !== '1') lib.call('DisableMemPattern', so);
   if (o.intraOpNumThreads) lib.call('SetIntraOpNumThreads', so, o.intraOpNumThreads);
   if (o.lean) {
     lib.call('DisableCpuMemArena', so);

@@ -111,7 +111,7 @@ export class CapiSession implements BackendSession {
     const so = lib.make('CreateSessionOptions');
     let session: Ptr;
     try {
-      configureSession(lib, so, { logSeverityLevel: s.logSeverityLevel, intraOpNumThreads: s.intraOpNumThreads, lean: s.memory === 'lean' && s.ep === 'cpu' });
+      configureSession(lib, so, { logSeverityLevel: s.logSeverityLevel, intraOpNumThreads: s.intraOpNumThreads, lean: s.memory === 'lean' && s.ep === 'cpu', capture: capturesGraph(s.ep, s.epOptions) });
       appendProvider(lib, so, s.ep, s.epOptions);
       session =
         typeof model === 'string'
