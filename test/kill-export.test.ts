@@ -118,7 +118,7 @@ describe('kill during export', () => {
       if (run.killed) stats.killed++;
       else stats.completed++;
       const leftovers = readdirSync(parent).filter((n) => !n.startsWith('model'));
-      for (const n of leftovers) expect(n, 'only temporary directories of the export').toMatch(/^\.model(-fresh\d)?\.tmp-\d+-[0-9a-f]+(\.old)?$/);
+      for (const n of leftovers) expect(n, 'only temporary directories of the export (and their owner records)').toMatch(/^\.model(-fresh\d)?\.tmp-\d+-[0-9a-f]+(\.old|\.owner|\.probe)?$/);
       if (leftovers.length > 0) stats.leftTemp++;
       const cleaned = await cleanStaleTemps(target, { minAgeMs: 0 }); // what the next export does first
       expect(readdirSync(parent).filter((n) => !n.startsWith('model'))).toEqual([]);

@@ -8,6 +8,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
 import { availableForms } from '../export/forms.js';
 import { exportModel, type ExportSource } from '../export/index.js';
+import { checkOutputParent } from '../export/out-parent.js';
 import { META_FILE, type SsdForm } from '../package/meta.js';
 import { listPresets, loadPreset } from '../export/presets.js';
 import { UsageError, type CliIO } from './errors.js';
@@ -114,13 +115,16 @@ const inside = (child: string, parent: string): boolean => {
 
 /**
  * Refuses outputs that --force would destroy by mistake: a file, the checkpoint itself (or a folder
- * holding it), or a non-empty directory that is not a previous export (no mamba2-onnx.json).
+ * holding it), or a non-empty directory that is not a previous export (no mamba2-onnx.json); and
+ * outputs that cannot be written (a parent on /proc, read-only, a file: out-parent.ts), before
+ * anything is read.
  */
 async function checkOut(out: string, checkpointDir: string | undefined, force: boolean): Promise<void> {
   const path = resolve(out);
   if (checkpointDir !== undefined && inside(resolve(checkpointDir), path)) {
     throw new UsageError(`--out: expected a directory apart from the checkpoint, got '${out}' (it holds the checkpoint '${checkpointDir}')`, 'export');
   }
+  await checkOutputParent(out, '--out');
   if (!existsSync(path)) return;
   if (!(await stat(path)).isDirectory()) throw new Error(`--out: expected a directory, got '${out}' (an existing file)`);
   const entries = await readdir(path);

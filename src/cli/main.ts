@@ -76,11 +76,41 @@ export async function main(argv: readonly string[], io: CliIO, commands: readonl
   }
 }
 
-/** CliIO bound to this process's stdout and stderr. */
+/** Streams whose reader went away (`… | head -1`: EPIPE) or that failed otherwise. */
+const broken = new WeakSet<NodeJS.WriteStream>();
+const guarded = new WeakSet<NodeJS.WriteStream>();
+
+/**
+ * An 'error' listener on `stream` (once per stream): a closed pipe must not kill the command as an
+ * uncaught exception, half-way through an export. Later writes to it are dropped; the command goes
+ * on and its exit code says how the work went. (cli.ts adds its own stdout policy: a closed stdout
+ * ends read-only commands early, `inspect m | head`.)
+ */
+export function tolerateClosedStream(stream: NodeJS.WriteStream): void {
+  if (guarded.has(stream)) return;
+  guarded.add(stream);
+  stream.on('error', () => {
+    broken.add(stream);
+  });
+}
+
+/** Writes `s` unless the stream is closed or broken; never throws. */
+function writeTo(stream: NodeJS.WriteStream, s: string): void {
+  if (broken.has(stream) || stream.destroyed || stream.writableEnded) return;
+  try {
+    stream.write(s);
+  } catch {
+    broken.add(stream);
+  }
+}
+
+/** CliIO bound to this process's stdout and stderr (both tolerate a closed reader: EPIPE). */
 export function processIO(): CliIO {
+  tolerateClosedStream(process.stdout);
+  tolerateClosedStream(process.stderr);
   return {
-    out: (s) => void process.stdout.write(s),
-    err: (s) => void process.stderr.write(s),
+    out: (s) => writeTo(process.stdout, s),
+    err: (s) => writeTo(process.stderr, s),
     errIsTTY: process.stderr.isTTY === true,
     setExitCode: (c) => {
       process.exitCode = c;

@@ -1,6 +1,9 @@
 /**
  * Export progress on stderr: a cli-progress bar over the tensors of the 'write' phase when stderr is
  * a terminal, otherwise a few plain lines (one per phase) so logs stay readable.
+ *
+ * Progress is never worth failing an export for: when the stream goes away (the terminal closed, a
+ * pipe's reader exited: EPIPE), the bar stops for good and the export goes on.
  */
 import cliProgress from 'cli-progress';
 import type { ExportProgress } from '../export/index.js';
@@ -20,9 +23,31 @@ const PHASE_TEXT: Record<Exclude<ExportProgress['phase'], 'write' | 'done'>, str
 export function exportProgress(io: CliIO, stream: NodeJS.WritableStream = process.stderr): ProgressReporter {
   let bar: cliProgress.SingleBar | undefined;
   let phase: ExportProgress['phase'] | undefined;
+  /** The stream failed (EPIPE, EIO…): no bar any more. */
+  let gone = false;
+  const closed = (): boolean => {
+    const w = stream as NodeJS.WritableStream & { destroyed?: boolean; writableEnded?: boolean };
+    return gone || w.destroyed === true || w.writableEnded === true;
+  };
+  const onError = (): void => {
+    gone = true;
+    stop();
+  };
+  /** Runs a bar operation; a throw means the stream is gone. */
+  const safely = (f: () => void): void => {
+    try {
+      f();
+    } catch {
+      gone = true;
+    }
+  };
   const stop = (): void => {
-    bar?.stop();
+    const b = bar;
+    if (b === undefined) return;
     bar = undefined;
+    safely(() => b.stop()); // also clears its redraw timer; on a closed stream its writes fail quietly (onError)
+    // errors of the last writes arrive on a later tick: keep listening until then
+    setImmediate(() => stream.off('error', onError));
   };
   const onProgress = (p: ExportProgress): void => {
     const first = p.phase !== phase;
@@ -40,7 +65,9 @@ export function exportProgress(io: CliIO, stream: NodeJS.WritableStream = proces
       if (first) io.err(`writing ${p.total} tensors …\n`);
       return;
     }
+    if (closed()) return;
     if (bar === undefined) {
+      stream.on('error', onError);
       bar = new cliProgress.SingleBar(
         {
           stream,
@@ -52,9 +79,12 @@ export function exportProgress(io: CliIO, stream: NodeJS.WritableStream = proces
         },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(p.total, p.done, { detail: '' });
+      const b = bar;
+      safely(() => b.start(p.total, p.done, { detail: '' }));
     }
-    bar.update(p.done, { detail: shorten(p.detail ?? '', 48) });
+    const b = bar;
+    safely(() => b.update(p.done, { detail: shorten(p.detail ?? '', 48) }));
+    if (gone) stop();
   };
   return { onProgress, stop };
 }

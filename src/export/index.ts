@@ -3,14 +3,21 @@
  * with seeded random weights → a model directory:
  *
  *   model.onnx, model.onnx.data (external data, when used), mamba2-onnx.json (ModelMeta),
- *   tokenizer files copied from the checkpoint when present.
+ *   tokenizer files copied from the checkpoint when present (contents only: written 0644-style,
+ *   whatever the checkpoint files' mode), or, for random weights, the project's byte-level
+ *   tokenizer (byte-tokenizer.ts) when the vocabulary holds its 257 ids.
  *
- * Everything is written into a temporary sibling directory and renamed into place at the end: a
- * failed or killed export leaves the previous output (or nothing) at `outDir`.
+ * Where: the output's parent is checked first (out-parent.ts: a directory, or missing under an
+ * existing one, which are then created; on a filesystem for files; writable), before the checkpoint
+ * is read. Everything is written into a temporary sibling directory, with an owner record beside it
+ * (stale-temp.ts), and renamed into place at the end: a failed or killed export leaves the previous
+ * output (or nothing) at `outDir`, and the next export removes what a killed one left.
+ *
+ * EOS: generation_config.json, then config.json, then the tokenizer (checkpoint-eos.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { saveModel } from '../graph/serialize.js';
 import { openCheckpoint } from './checkpoint/index.js';
@@ -21,9 +28,12 @@ import { ioTable } from '../package/io.js';
 import { buildMamba2Model } from './lm.js';
 import { hybridOf, layerKinds } from '../package/layers.js';
 import type { Tuning } from './blocks.js';
-import { cleanStaleTemps } from './stale-temp.js';
+import { cleanStaleTemps, OWNER_SUFFIX, ownerRecord } from './stale-temp.js';
+import { checkOutputParent, createParents, removeParents } from './out-parent.js';
+import { withCheckpointEos } from './checkpoint-eos.js';
+import { BYTE_TOKENIZER_SIZE, byteTokenizer } from './byte-tokenizer.js';
 import { sequenceForm } from './forms.js';
-import { DATA_FILE, META_FILE, MODEL_FILE, TOKENIZER_FILES, type ModelMeta, type SsdForm, type WeightDType } from '../package/meta.js';
+import { DATA_FILE, META_FILE, MODEL_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, TOKENIZER_FILES, type ModelMeta, type SsdForm, type WeightDType } from '../package/meta.js';
 import { loadPreset } from './presets.js';
 import { randomWeights } from './random-weights.js';
 import { checkWeights } from './weight-names.js';
@@ -108,6 +118,22 @@ interface Opened {
   store: TensorStore;
   source: string;
   tokenizerDir?: string;
+  /** Tokenizer files to write (random weights): name → contents. */
+  tokenizerFiles?: Record<string, string>;
+}
+
+/**
+ * Random weights: the byte-level tokenizer (byte-tokenizer.ts), when the real vocabulary holds its
+ * 257 ids (smaller toy vocabularies take token ids only), and its `<|endoftext|>` = 0 as the EOS
+ * when the preset names none.
+ */
+function randomSource(config: Mamba2Config): Pick<Opened, 'config' | 'tokenizerFiles'> {
+  if (config.realVocabSize < BYTE_TOKENIZER_SIZE) return { config };
+  const tok = byteTokenizer();
+  return {
+    config: config.eosTokenId === undefined ? Object.freeze({ ...config, eosTokenId: 0 }) : config,
+    tokenizerFiles: { [TOKENIZER_FILE]: `${JSON.stringify(tok.json)}\n`, [TOKENIZER_CONFIG_FILE]: `${JSON.stringify(tok.config, null, 2)}\n` },
+  };
 }
 
 async function openSource(src: ExportSource): Promise<Opened> {
@@ -116,7 +142,7 @@ async function openSource(src: ExportSource): Promise<Opened> {
     if (!existsSync(dir) || !(await stat(dir)).isDirectory()) throw new Error(`checkpoint: expected a directory, got '${src.checkpointDir}'`);
     const ck = await openCheckpoint(dir);
     try {
-      const config = await loadConfig(dir, ck.format);
+      const config = await withCheckpointEos(await loadConfig(dir, ck.format), dir);
       return { config, store: ck.store, source: basename(dir), tokenizerDir: dir };
     } catch (e) {
       await ck.store.close();
@@ -126,7 +152,7 @@ async function openSource(src: ExportSource): Promise<Opened> {
   const seed = src.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed: expected a non-negative integer, got ${seed}`);
   const preset = loadPreset(src.preset);
-  return { config: preset.config, store: randomWeights(preset.config, seed), source: `preset:${preset.name}@${seed}` };
+  return { ...randomSource(preset.config), store: randomWeights(preset.config, seed), source: `preset:${preset.name}@${seed}` };
 }
 
 function checkChunkSize(q: number | undefined): void {
@@ -141,12 +167,15 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
   sequenceForm(ssd); // validates the name
   const plan = weightPlan(opts);
   const outDir = resolve(opts.outDir);
-  await cleanStaleTemps(outDir, { onWarning: opts.onWarning }); // leftovers of killed exports (dead pids)
+  const where = await checkOutputParent(opts.outDir, 'outDir'); // before anything is read or built
+  await cleanStaleTemps(outDir, { onWarning: opts.onWarning }); // leftovers of killed exports (owners gone)
   await checkOutDir(src, outDir, opts);
   const progress = opts.onProgress ?? (() => {});
   progress({ phase: 'read', done: 0, total: 1 });
-  const { config, store, source, tokenizerDir } = await openSource(src);
+  const { config, store, source, tokenizerDir, tokenizerFiles } = await openSource(src);
   const tmp = join(dirname(outDir), `.${basename(outDir)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const owner = `${tmp}${OWNER_SUFFIX}`;
+  let madeParents: string[] = [];
   try {
     const check = checkWeights(config, store, source);
     if (check.unexpected.length > 0) opts.onWarning?.(`ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`);
@@ -154,7 +183,10 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
     const chunkSize = opts.chunkSize ?? Math.min(config.chunkSize, DEFAULT_MAX_CHUNK);
     const ir = buildMamba2Model(config, store, { ssd, logits: opts.logits, paths: opts.paths, tuning: opts.tuning, chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
     const used: Mamba2Config = { ...config, chunkSize };
-    await mkdir(tmp, { recursive: true });
+    madeParents = await createParents(where);
+    // the owner record first (wx: never over another's), then the directory it speaks for
+    await writeFile(owner, `${JSON.stringify(ownerRecord())}\n`, { flag: 'wx' });
+    await mkdir(tmp);
     const saved = await saveModel(ir, tmp, {
       externalData: opts.externalData ?? 'auto',
       onTensor: (done, total, name) => progress({ phase: 'write', done, total, detail: name }),
@@ -164,10 +196,15 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
     if (tokenizerDir) {
       for (const f of TOKENIZER_FILES) {
         if (existsSync(join(tokenizerDir, f))) {
-          await copyFile(join(tokenizerDir, f), join(tmp, f));
+          // contents, not mode: a read-only checkpoint file must not make a read-only export
+          await writeFile(join(tmp, f), await readFile(join(tokenizerDir, f)));
           tokenizer.push(f);
         }
       }
+    }
+    for (const [f, text] of Object.entries(tokenizerFiles ?? {})) {
+      await writeFile(join(tmp, f), text);
+      tokenizer.push(f);
     }
     const meta: ModelMeta = {
       format: 'mamba2-onnx',
@@ -204,10 +241,20 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
     // JSON cannot hold Infinity: dtLimit's upper bound is written as null and read back as Infinity
     await writeFile(join(tmp, META_FILE), `${JSON.stringify(meta, (_k, v: unknown) => (v === Infinity ? null : v), 2)}\n`);
     await swapInto(tmp, outDir);
+    await rm(owner, { force: true });
     progress({ phase: 'done', done: 1, total: 1 });
     return { outDir, files: [...files, ...tokenizer, META_FILE], meta };
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
+    // a failure inside the swap: put the previous output back (or finish removing it)
+    const old = `${tmp}.old`;
+    if (existsSync(old)) {
+      if (!existsSync(outDir)) await rename(old, outDir).catch(() => undefined);
+      if (existsSync(outDir)) await rm(old, { recursive: true, force: true });
+    }
+    // an `.old` that could not be put back keeps its record: the next export restores it
+    if (!existsSync(old)) await rm(owner, { force: true });
+    await removeParents(madeParents);
     throw e;
   } finally {
     await store.close();
