@@ -16,9 +16,22 @@ import { saveModel } from '../src/graph/serialize.js';
 import { tensorFromArray } from '../src/graph/tensor.js';
 
 const { values } = parseArgs({
-  options: { ep: { type: 'string', default: 'cpu' }, L: { type: 'string', default: '2048' }, layers: { type: 'string', default: '24' }, d: { type: 'string', default: '768' }, f: { type: 'string', default: '3352' }, runs: { type: 'string', default: '5' } },
+  options: {
+    ep: { type: 'string', default: 'cpu' },
+    L: { type: 'string', default: '2048' },
+    layers: { type: 'string', default: '24' },
+    d: { type: 'string', default: '768' },
+    f: { type: 'string', default: '3352' },
+    runs: { type: 'string', default: '5' },
+  },
 });
-const [L, NL, D, F, runs] = [values.L, values.layers, values.d, values.f, values.runs].map(Number) as [number, number, number, number, number];
+const [L, NL, D, F, runs] = [values.L, values.layers, values.d, values.f, values.runs].map(Number) as [
+  number,
+  number,
+  number,
+  number,
+  number,
+];
 
 const m = new ModelBuilder({ name: 'ceiling' });
 const g = m.graph;
@@ -34,7 +47,9 @@ const dir = mkdtempSync(join(tmpdir(), 'm2o-ceiling-'));
 try {
   await saveModel(m.finish(), dir, { externalData: 'always' });
   const eps = [values.ep!];
-  const s = await ort.InferenceSession.create(join(dir, 'model.onnx'), { executionProviders: eps as ort.InferenceSession.ExecutionProviderConfig[] });
+  const s = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
+    executionProviders: eps as ort.InferenceSession.ExecutionProviderConfig[],
+  });
   const feeds = { x: new ort.Tensor('float32', rnd(L * D), [L, D]) };
   await s.run(feeds);
   const times: number[] = [];

@@ -48,7 +48,11 @@ function wave(g: GraphBuilder, seed: Value, salt: number, dims: readonly number[
   let t = op.Add(g, seed, f32(salt)); // [1]
   dims.forEach((n, k) => {
     const idx = op.Range(g, f32(0), f32(n), f32(1), n); // [n]
-    const axis = op.Reshape(g, idx, dims.map((_, j) => (j === k ? n : 1))); // [1,…,n,…,1]
+    const axis = op.Reshape(
+      g,
+      idx,
+      dims.map((_, j) => (j === k ? n : 1)),
+    ); // [1,…,n,…,1]
     t = op.Add(g, t, op.Mul(g, axis, f32(FREQ[k % FREQ.length]! * (1 + 0.1 * k))));
   });
   return op.Sin(g, op.Mul(g, op.Sin(g, t), f32(97.3))); // dims
@@ -64,7 +68,12 @@ function toBL(g: GraphBuilder, v: Value, dims: readonly number[]): Value {
 function total(g: GraphBuilder, vs: readonly Value[]): Value {
   const sums = vs.map((v) => {
     const v32 = v.dtype === 'float32' ? v : op.Cast(g, v, 'float32', ONNX_DTYPE.float32);
-    return op.ReduceSum(g, v32, v.shape.map((_, k) => k), false); // []
+    return op.ReduceSum(
+      g,
+      v32,
+      v.shape.map((_, k) => k),
+      false,
+    ); // []
   });
   return sums.reduce((a, b) => op.Add(g, a, b));
 }
@@ -87,7 +96,10 @@ export interface SsdGraphOptions {
 /** R chained SSD layers (batch 1, G = 1, h0 = 0, fp32): y_r → x_{r+1}, fresh dt/B/C per layer. */
 export function ssdGraph(d: Dims, o: SsdGraphOptions): ModelIR {
   const { L, H, P, N } = d;
-  const c = makeConfig({ dModel: H * P, expand: 1, nLayer: 1, vocabSize: 8, headDim: P, dState: N, nGroups: 1, chunkSize: o.chunk }, 'crossover');
+  const c = makeConfig(
+    { dModel: H * P, expand: 1, nLayer: 1, vocabSize: 8, headDim: P, dState: N, nGroups: 1, chunkSize: o.chunk },
+    'crossover',
+  );
   const m = new ModelBuilder({ name: 'crossover-ssd' });
   const g = m.graph;
   const seed = g.input('seed', 'float32', [1]);
@@ -154,7 +166,13 @@ export function attentionGraph(d: Dims, o: AttnGraphOptions): ModelIR {
   g.output(total(g, [q, k, v]), 'sum');
   if (o.debug) {
     const f32 = (x: Value) => (T === 'float32' ? op.Identity(g, x) : op.Cast(g, x, 'float32', ONNX_DTYPE.float32));
-    for (const [name, x] of [['q', q0], ['k', k], ['v', v], ['y', q]] as const) g.output(f32(x), name);
+    for (const [name, x] of [
+      ['q', q0],
+      ['k', k],
+      ['v', v],
+      ['y', q],
+    ] as const)
+      g.output(f32(x), name);
   }
   return m.finish();
 }
@@ -165,8 +183,14 @@ const BLD = (H: number, P: number): Shape => [B, SEQ, H * P];
 /** Each variant: k, v [B,L,H·P] fixed → a function q [B,L,H·P] ↦ causal attention output [B,L,H·P]. */
 const LAYERS: Record<AttnVariant, (g: GraphBuilder, d: Dims, k: Value, v: Value) => Layer> = {
   // com.microsoft MultiHeadAttention, unpacked Q,K,V [B,L,H·P], causal through `unidirectional`
-  mha: (g, { H, P }, k, v) => (q) =>
-    g.node('MultiHeadAttention', [q, k, v], { domain: MS_DOMAIN, attrs: { num_heads: int(H), unidirectional: int(1) }, outputs: [{ dtype: q.dtype, shape: BLD(H, P) }] })[0]!,
+  mha:
+    (g, { H, P }, k, v) =>
+    (q) =>
+      g.node('MultiHeadAttention', [q, k, v], {
+        domain: MS_DOMAIN,
+        attrs: { num_heads: int(H), unidirectional: int(1) },
+        outputs: [{ dtype: q.dtype, shape: BLD(H, P) }],
+      })[0]!,
   // com.microsoft GroupQueryAttention with kv_num_heads = num_heads, no past (a prompt): causal by design.
   // present_key/present_value are declared: required outputs before ORT ~1.25, and CUDA writes them unconditionally
   gqa: (g, { L, H, P }, k, v) => {
@@ -182,8 +206,13 @@ const LAYERS: Record<AttnVariant, (g: GraphBuilder, d: Dims, k: Value, v: Value)
     };
   },
   // ONNX Attention-23 on 3-D inputs (q_num_heads/kv_num_heads split the last axis), is_causal = 1
-  onnx: (g, { H, P }, k, v) => (q) =>
-    g.node('Attention', [q, k, v], { attrs: { is_causal: int(1), kv_num_heads: int(H), q_num_heads: int(H) }, outputs: [{ dtype: q.dtype, shape: BLD(H, P) }] })[0]!,
+  onnx:
+    (g, { H, P }, k, v) =>
+    (q) =>
+      g.node('Attention', [q, k, v], {
+        attrs: { is_causal: int(1), kv_num_heads: int(H), q_num_heads: int(H) },
+        outputs: [{ dtype: q.dtype, shape: BLD(H, P) }],
+      })[0]!,
   // standard ops: softmax(q·kᵀ/√P + causal mask)·v, the L×L scores materialised per head
   ops: (g, { H, P }, k, v) => {
     const T = k.dtype;

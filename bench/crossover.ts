@@ -29,7 +29,17 @@ import * as ort from 'onnxruntime-node';
 import type { ModelIR } from '../src/graph/ir.js';
 import { saveModel } from '../src/graph/serialize.js';
 import { ssdSequential } from '../src/reference/ssd.js';
-import { type AttnDtype, type AttnVariant, attentionFlops, attentionGraph, type Dims, type Segsum, ssdA, ssdFlops, ssdGraph } from './crossover-graphs.js';
+import {
+  type AttnDtype,
+  type AttnVariant,
+  attentionFlops,
+  attentionGraph,
+  type Dims,
+  type Segsum,
+  ssdA,
+  ssdFlops,
+  ssdGraph,
+} from './crossover-graphs.js';
 
 const { values } = parseArgs({
   options: {
@@ -60,13 +70,21 @@ function posInt(flag: string, raw: string, min = 1): number {
   if (!Number.isSafeInteger(n) || n < min) throw new RangeError(`--${flag}: expected an integer ≥ ${min}, got "${raw}"`);
   return n;
 }
-const list = (raw: string): string[] => raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+const list = (raw: string): string[] =>
+  raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 const ep = oneOf('ep', values.ep!, ['cpu', 'cuda', 'webgpu'] as const);
 const lengths = list(values.lengths!).map((s) => posInt('lengths', s, 2));
 const [H, P, N] = [posInt('heads', values.heads!), posInt('head-dim', values['head-dim']!), posInt('state', values.state!)];
 const chunks = list(values.chunk!).map((s) => posInt('chunk', s));
 const segsums = list(values.segsum!).map((s) => oneOf<Segsum>('segsum', s, ['stable', 'diff']));
-const [R, runs, checkL] = [posInt('repeat', values.repeat!), posInt('runs', values.runs!), posInt('check-length', values['check-length']!, 2)];
+const [R, runs, checkL] = [
+  posInt('repeat', values.repeat!),
+  posInt('runs', values.runs!),
+  posInt('check-length', values['check-length']!, 2),
+];
 const variants = list(values.attn!).map((s) => oneOf<AttnVariant>('attn', s, ['mha', 'gqa', 'onnx', 'ops']));
 const dtype = oneOf<AttnDtype>('attn-dtype', values['attn-dtype']!, ['fp16', 'fp32']);
 const WARMUP = 2;
@@ -78,7 +96,9 @@ interface Column {
   attn?: AttnVariant;
 }
 const columns: Column[] = [
-  ...chunks.flatMap((chunk) => segsums.map((segsum) => ({ key: `ssd-${chunk}-${segsum}`, title: `SSD (Q=${chunk}, ${segsum}) fp32`, ssd: { chunk, segsum } }))),
+  ...chunks.flatMap((chunk) =>
+    segsums.map((segsum) => ({ key: `ssd-${chunk}-${segsum}`, title: `SSD (Q=${chunk}, ${segsum}) fp32`, ssd: { chunk, segsum } })),
+  ),
   ...variants.map((v) => ({ key: v, title: `${v} ${dtype}`, attn: v })),
 ];
 
@@ -90,7 +110,11 @@ function gist(e: unknown): string {
   const node = /running (\w+) node/.exec(msg)?.[1];
   const gpu = /(?:CUDA|CUDNN|CUBLAS) failure \d+: [^;]*/.exec(msg)?.[0].trim();
   if (gpu) return `${node ? `${node}: ` : ''}${gpu}`;
-  const line = msg.split('\n').find((l) => l.trim() !== '')?.trim() ?? 'unknown error';
+  const line =
+    msg
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? 'unknown error';
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 /** Errors after which the CUDA context is unusable for the rest of the process. */
@@ -120,7 +144,14 @@ async function open(model: ModelIR): Promise<{ s: ort.InferenceSession; cpuFallb
       cpuFallback = true;
       s = await create(false);
     }
-    return { s, cpuFallback, close: async () => (await s.release(), rmSync(dir, { recursive: true, force: true })) };
+    return {
+      s,
+      cpuFallback,
+      close: async () => {
+        await s.release();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -221,7 +252,9 @@ async function check(): Promise<boolean> {
   const add = (name: string, diff: number, ref: number, tol: number) => {
     const pass = Number.isFinite(diff) && diff <= tol * Math.max(1, ref);
     ok &&= pass;
-    rows.push(`| ${name} | ${diff.toExponential(2)} | ${ref.toPrecision(3)} | ${tol.toExponential(0)}·max(1, max abs ref) | ${pass ? 'ok' : 'FAIL'} |`);
+    rows.push(
+      `| ${name} | ${diff.toExponential(2)} | ${ref.toPrecision(3)} | ${tol.toExponential(0)}·max(1, max abs ref) | ${pass ? 'ok' : 'FAIL'} |`,
+    );
   };
   for (const chunk of chunks) {
     for (const segsum of segsums) {
@@ -234,7 +267,13 @@ async function check(): Promise<boolean> {
       }
       const o = got.v;
       const t = (name: string, shape: number[]) => ({ data: o[name]!, shape });
-      const want = ssdSequential(t('x', [1, checkL, H, P]), t('dt', [1, checkL, H]), ssdA(H), t('Bm', [1, checkL, 1, N]), t('Cm', [1, checkL, 1, N]));
+      const want = ssdSequential(
+        t('x', [1, checkL, H, P]),
+        t('dt', [1, checkL, H]),
+        ssdA(H),
+        t('Bm', [1, checkL, 1, N]),
+        t('Cm', [1, checkL, 1, N]),
+      );
       // off the CPU, fp32 MatMul may run as TF32 (the CUDA EP's default; NVIDIA_TF32_OVERRIDE=0 turns it off): ≈ 4e-4 relative
       const tol = segsum === 'diff' || ep !== 'cpu' ? 1e-3 : 1e-4;
       add(`SSD Q=${chunk} ${segsum}: y vs sequential recurrence`, maxAbs(o.y!, want.y.data), maxAbs(want.y.data), tol);
@@ -253,11 +292,15 @@ async function check(): Promise<boolean> {
     if (!sensitivity) {
       sensitivity = true;
       const full = attentionRef(q, k, v, checkL, false);
-      rows.push(`| (sensitivity) non-causal vs causal reference | ${maxAbs(full, causal).toExponential(2)} | | must be ≫ the attention tolerances | |`);
+      rows.push(
+        `| (sensitivity) non-causal vs causal reference | ${maxAbs(full, causal).toExponential(2)} | | must be ≫ the attention tolerances | |`,
+      );
     }
     add(`${variant} ${dtype}: y vs causal softmax(q·kᵀ/√P)·v (float64)`, maxAbs(y, causal), maxAbs(causal), dtype === 'fp16' ? 1e-2 : 1e-4);
   }
-  process.stdout.write(`Check at L=${checkL}, H=${H}, P=${P}, N=${N} (repeat 1):\n\n| check | max abs Δ | max abs ref | tolerance | result |\n|---|---:|---:|---|---|\n${rows.join('\n')}\n\n`);
+  process.stdout.write(
+    `Check at L=${checkL}, H=${H}, P=${P}, N=${N} (repeat 1):\n\n| check | max abs Δ | max abs ref | tolerance | result |\n|---|---:|---:|---|---|\n${rows.join('\n')}\n\n`,
+  );
   return ok;
 }
 
@@ -275,10 +318,33 @@ function record(L: number, col: Column, base: Timing, rep: Timing, flops: number
   const finite = Number.isFinite(rep.value);
   const note = finite ? undefined : `sum not finite (${rep.value})`;
   if (values.json) {
-    const row = { bench: 'crossover', ep, L, H, P, N, column: col.key, ...col.ssd, variant: col.attn, dtype: col.attn ? dtype : 'fp32', repeat: R, runs, msRepeat: rep.ms, msBase: base.ms, msLayer: ms, flops, tflops: ms > 0 ? flops / ms / 1e9 : null, cpuFallback, value: rep.value, note };
+    const row = {
+      bench: 'crossover',
+      ep,
+      L,
+      H,
+      P,
+      N,
+      column: col.key,
+      ...col.ssd,
+      variant: col.attn,
+      dtype: col.attn ? dtype : 'fp32',
+      repeat: R,
+      runs,
+      msRepeat: rep.ms,
+      msBase: base.ms,
+      msLayer: ms,
+      flops,
+      tflops: ms > 0 ? flops / ms / 1e9 : null,
+      cpuFallback,
+      value: rep.value,
+      note,
+    };
     appendFileSync(values.json, `${JSON.stringify(row)}\n`);
   }
-  log(`  ${col.title}: t_R ${rep.ms.toFixed(3)} ms, t_0 ${base.ms.toFixed(3)} ms → ${ms.toFixed(3)} ms/layer${cpuFallback ? ' (some nodes on CPU)' : ''}`);
+  log(
+    `  ${col.title}: t_R ${rep.ms.toFixed(3)} ms, t_0 ${base.ms.toFixed(3)} ms → ${ms.toFixed(3)} ms/layer${cpuFallback ? ' (some nodes on CPU)' : ''}`,
+  );
   return { ms, cpuFallback, note };
 }
 
@@ -291,7 +357,8 @@ function fmtCell(c: Cell | undefined, flops: number): string {
 }
 
 /** Fastest positive time among cells that ran wholly on the EP (a † cell partly timed the CPU EP). */
-const best = (cells: (Cell | undefined)[]) => Math.min(...cells.map((c) => (c?.ms !== undefined && c.ms > 0 && !c.cpuFallback ? c.ms : Infinity)));
+const best = (cells: (Cell | undefined)[]) =>
+  Math.min(...cells.map((c) => (c?.ms !== undefined && c.ms > 0 && !c.cpuFallback ? c.ms : Infinity)));
 
 async function benchLength(L: number, notes: Map<string, number[]>): Promise<Map<string, Cell>> {
   const note = (key: string) => notes.set(key, [...(notes.get(key) ?? []), L]);
@@ -360,7 +427,10 @@ for (const [i, L] of lengths.entries()) {
   process.stdout.write(`| ${L} | ${columns.map((c) => fmtCell(row.get(c.key), colFlops(c, L))).join(' | ')} | ${ratio} |\n`);
 }
 process.stdout.write('\n');
-if (anyFallback) process.stdout.write(`† ORT refused the session with session.disable_cpu_ep_fallback = 1: some nodes ran on the CPU EP; † cells are left out of the ratio and the crossover.\n`);
+if (anyFallback)
+  process.stdout.write(
+    `† ORT refused the session with session.disable_cpu_ep_fallback = 1: some nodes ran on the CPU EP; † cells are left out of the ratio and the crossover.\n`,
+  );
 for (const [n, Ls] of notes) process.stdout.write(`- ${n} (L = ${Ls.join(', ')})\n`);
 process.stdout.write(
   crossover === undefined

@@ -32,7 +32,10 @@ const ep = values.ep as EpName;
 const batches = values.batch.split(',').map(Number);
 const [tokens, runs, checkSteps] = [Number(values.tokens), Number(values.runs), Number(values.check)];
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const vocab = Math.min(1000, (JSON.parse(readFileSync(join(dir, 'mamba2-onnx.json'), 'utf8')) as { config: { realVocabSize: number } }).config.realVocabSize);
+const vocab = Math.min(
+  1000,
+  (JSON.parse(readFileSync(join(dir, 'mamba2-onnx.json'), 'utf8')) as { config: { realVocabSize: number } }).config.realVocabSize,
+);
 const idsAt = (i: number, B: number): number[] => Array.from({ length: B }, (_, b) => (i * 31 + b * 7) % vocab);
 
 /** A decoder: begin from zeros at batch B, then step(ids) → last-position logits [B·V]. */
@@ -66,9 +69,20 @@ async function modelDecoder(name: string, backend: 'node' | 'capi'): Promise<Dec
   };
 }
 
-async function runnerDecoder(name: string, graphCapture: boolean, extra: { syncSteps?: boolean; cudaCopies?: boolean } = {}): Promise<Decoder> {
+async function runnerDecoder(
+  name: string,
+  graphCapture: boolean,
+  extra: { syncSteps?: boolean; cudaCopies?: boolean } = {},
+): Promise<Decoder> {
   const r = await DeviceDecodeRunner.load(dir!, { ep: [ep], graphCapture, ...extra });
-  const how = [r.ep, r.capturesGraph ? 'captured' : '', extra.syncSteps ? 'sync steps' : '', r.copyNote || extra.cudaCopies === false ? 'ORT copies' : ''].filter(Boolean).join(', ');
+  const how = [
+    r.ep,
+    r.capturesGraph ? 'captured' : '',
+    extra.syncSteps ? 'sync steps' : '',
+    r.copyNote || extra.cudaCopies === false ? 'ORT copies' : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   if (r.copyNote) process.stderr.write(`note: ${r.copyNote}\n`);
   return {
     name: `${name} (${how})`,
@@ -91,7 +105,9 @@ const makers: [string, () => Promise<Decoder>][] = [
 const only = values.only?.split(',');
 
 const rows: string[] = [];
-process.stdout.write(`decode, ${tokens} tokens per run, median of ${runs}\n| decoder | batch | tok/s (all rows) | ms per step | max |Δ logits| vs first |\n|---|---:|---:|---:|---:|\n`);
+process.stdout.write(
+  `decode, ${tokens} tokens per run, median of ${runs}\n| decoder | batch | tok/s (all rows) | ms per step | max |Δ logits| vs first |\n|---|---:|---:|---:|---:|\n`,
+);
 /** Rows print as they come (a crash later still leaves them). */
 const print = (row: string): void => {
   rows.push(row);
@@ -131,8 +147,14 @@ for (const [key, make] of makers) {
         await d.end();
       }
       const rate = median(rates);
-      print(`| ${d.name} | ${B} | ${rate.toFixed(0)} | ${(1000 / (rate / B)).toFixed(3)} | ${ref ? maxDiff.toExponential(1) : 'reference'} |`);
-      if (values.json) appendFileSync(values.json, `${JSON.stringify({ bench: 'device-decode', decoder: d.name, ep, batch: B, tokens, tokPerS: rate, msPerStep: 1000 / (rate / B), maxAbsDiff: ref ? maxDiff : 0 })}\n`);
+      print(
+        `| ${d.name} | ${B} | ${rate.toFixed(0)} | ${(1000 / (rate / B)).toFixed(3)} | ${ref ? maxDiff.toExponential(1) : 'reference'} |`,
+      );
+      if (values.json)
+        appendFileSync(
+          values.json,
+          `${JSON.stringify({ bench: 'device-decode', decoder: d.name, ep, batch: B, tokens, tokPerS: rate, msPerStep: 1000 / (rate / B), maxAbsDiff: ref ? maxDiff : 0 })}\n`,
+        );
     } catch (e) {
       print(`| ${d.name} | ${B} | – | – | failed: ${(e as Error).message.split('\n')[0]} |`);
     }

@@ -37,12 +37,18 @@ const D = 768;
 const STATE = [24, 24, 64, 128]; // layers·batch 1 folded: [24 layers, H, P, N]
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function session(build: (m: ModelBuilder) => void, opts: ort.InferenceSession.SessionOptions): Promise<{ s: ort.InferenceSession; dir: string }> {
+async function session(
+  build: (m: ModelBuilder) => void,
+  opts: ort.InferenceSession.SessionOptions,
+): Promise<{ s: ort.InferenceSession; dir: string }> {
   const m = new ModelBuilder({ name: 'node-overhead' });
   build(m);
   const dir = mkdtempSync(join(tmpdir(), 'm2o-nodes-'));
   await saveModel(m.finish(), dir, { externalData: 'never' });
-  const s = await ort.InferenceSession.create(join(dir, 'model.onnx'), { executionProviders: [ep as ort.InferenceSession.ExecutionProviderConfig], ...opts });
+  const s = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
+    executionProviders: [ep as ort.InferenceSession.ExecutionProviderConfig],
+    ...opts,
+  });
   return { s, dir };
 }
 
@@ -67,12 +73,15 @@ async function chain(n: number, rows = 1, cols = D): Promise<number> {
 /** Median ms of one call that reads and rewrites the whole state, kept where the runtime keeps it. */
 async function stateCall(): Promise<number> {
   const onDevice = ep === 'webgpu';
-  const { s, dir } = await session((m) => {
-    const g = m.graph;
-    const st = g.input('state', 'float32', STATE); // [24,H,P,N]
-    const x = g.input('x', 'float32', [1]); // [1]
-    g.output(op.Add(g, op.Mul(g, st, g.constant('float32', [], [0.5])), x), 'state_out'); // [24,H,P,N]
-  }, onDevice ? { preferredOutputLocation: 'gpu-buffer' } : {});
+  const { s, dir } = await session(
+    (m) => {
+      const g = m.graph;
+      const st = g.input('state', 'float32', STATE); // [24,H,P,N]
+      const x = g.input('x', 'float32', [1]); // [1]
+      g.output(op.Add(g, op.Mul(g, st, g.constant('float32', [], [0.5])), x), 'state_out'); // [24,H,P,N]
+    },
+    onDevice ? { preferredOutputLocation: 'gpu-buffer' } : {},
+  );
   try {
     let state: ort.Tensor = new ort.Tensor('float32', new Float32Array(STATE.reduce((p, q) => p * q, 1)), STATE);
     const x = new ort.Tensor('float32', Float32Array.of(1), [1]);
@@ -108,7 +117,19 @@ const [bigRows, bigCols] = values.big!.split('x').map(Number) as [number, number
 process.stderr.write(`element-wise passes on [${bigRows},${bigCols}] on ${ep}\n`);
 const passMs = ((await chain(9, bigRows, bigCols)) - (await chain(1, bigRows, bigCols))) / 8;
 const passGBs = (2 * 4 * bigRows * bigCols) / passMs / 1e6;
-const row = { ep, runMs1: ms[0], runMs250: ms[1], runMs1000: ms[2], usPerNode, stateMs, stepNodes, floorTokPerS: 1000 / floorMs, big: [bigRows, bigCols], passMs, passGBs };
+const row = {
+  ep,
+  runMs1: ms[0],
+  runMs250: ms[1],
+  runMs1000: ms[2],
+  usPerNode,
+  stateMs,
+  stepNodes,
+  floorTokPerS: 1000 / floorMs,
+  big: [bigRows, bigCols],
+  passMs,
+  passGBs,
+};
 process.stdout.write(
   `| ep | one-node run | µs per extra node | state call (18.9 MB) | nodes per step | decode floor | pass over [${bigRows},${bigCols}] |\n|---|---:|---:|---:|---:|---:|---:|\n` +
     `| ${ep} | ${ms[0]!.toFixed(3)} ms | ${usPerNode.toFixed(2)} | ${stateMs.toFixed(2)} ms | ${stepNodes} | ${row.floorTokPerS.toFixed(0)} tok/s | ${passMs.toFixed(3)} ms (${passGBs.toFixed(0)} GB/s) |\n`,

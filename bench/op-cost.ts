@@ -18,7 +18,9 @@ import { saveModel } from '../src/graph/serialize.js';
 import type { Value } from '../src/graph/value.js';
 import { medianRunMs } from './time-run.js';
 
-const { values } = parseArgs({ options: { ep: { type: 'string', default: 'cpu' }, n: { type: 'string', default: '200' }, runs: { type: 'string', default: '15' } } });
+const { values } = parseArgs({
+  options: { ep: { type: 'string', default: 'cpu' }, n: { type: 'string', default: '200' }, runs: { type: 'string', default: '15' } },
+});
 const [ep, N, runs] = [values.ep!, Number(values.n), Number(values.runs)];
 const F = 3352;
 
@@ -32,10 +34,15 @@ const LINKS: Record<string, (g: GraphBuilder, x: Value, i: number) => Value> = {
   Sigmoid: (g, x) => op.Sigmoid(g, x),
   Softplus: (g, x) => op.Softplus(g, x),
   Exp: (g, x) => op.Exp(g, op.Mul(g, x, g.constant('float32', [], [-1e-3]))),
-  SimplifiedLayerNormalization: (g, x) => op.SimplifiedLayerNormalization(g, x, g.constant('float32', [F], new Float32Array(F).fill(1)), 1e-5),
+  SimplifiedLayerNormalization: (g, x) =>
+    op.SimplifiedLayerNormalization(g, x, g.constant('float32', [F], new Float32Array(F).fill(1)), 1e-5),
   'Gemm [1,F]·[F,F]ᵀ/8 (F/8 = 419 outputs, then tiled back)': (g, x) => {
     const w = g.constant('float32', [F / 8, F], new Float32Array((F / 8) * F).fill(1e-4));
-    return op.Concat(g, Array.from({ length: 8 }, () => op.Gemm(g, x, w, undefined, { transB: true })), 1);
+    return op.Concat(
+      g,
+      Array.from({ length: 8 }, () => op.Gemm(g, x, w, undefined, { transB: true })),
+      1,
+    );
   },
 };
 
@@ -49,7 +56,10 @@ async function timeChain(link: (g: GraphBuilder, x: Value, i: number) => Value, 
   const dir = mkdtempSync(join(tmpdir(), 'm2o-opcost-'));
   try {
     await saveModel(m.finish(), dir, { externalData: 'never' });
-    const s = await ort.InferenceSession.create(join(dir, 'model.onnx'), { executionProviders: [ep as ort.InferenceSession.ExecutionProviderConfig], logSeverityLevel: 3 });
+    const s = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
+      executionProviders: [ep as ort.InferenceSession.ExecutionProviderConfig],
+      logSeverityLevel: 3,
+    });
     try {
       return await medianRunMs(s, { x: new ort.Tensor('float32', new Float32Array(F).fill(0.5), [1, F]) }, runs);
     } finally {
@@ -64,10 +74,12 @@ const rows: string[] = [];
 for (const [name, link] of Object.entries(LINKS)) {
   process.stderr.write(`${name} on ${ep}\n`);
   try {
-    const us = ((await timeChain(link, N)) - (await timeChain(link, 2))) / (N - 2) * 1000;
+    const us = (((await timeChain(link, N)) - (await timeChain(link, 2))) / (N - 2)) * 1000;
     rows.push(`| ${name} | ${us.toFixed(2)} |`);
   } catch (e) {
     rows.push(`| ${name} | failed: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 80)} |`);
   }
 }
-process.stdout.write(`µs per link on ${ep} (chains of ${N}, [1,${F}] fp32; a link may be more than one node: see its name)\n\n| link | µs |\n|---|--:|\n${rows.join('\n')}\n`);
+process.stdout.write(
+  `µs per link on ${ep} (chains of ${N}, [1,${F}] fp32; a link may be more than one node: see its name)\n\n| link | µs |\n|---|--:|\n${rows.join('\n')}\n`,
+);

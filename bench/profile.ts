@@ -8,14 +8,34 @@ import { readFileSync, rmSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 
-const { positionals, values } = parseArgs({ allowPositionals: true, options: { ep: { type: 'string', default: 'cpu' }, L: { type: 'string', default: '1' }, runs: { type: 'string', default: '6' }, top: { type: 'string', default: '12' } } });
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    ep: { type: 'string', default: 'cpu' },
+    L: { type: 'string', default: '1' },
+    runs: { type: 'string', default: '6' },
+    top: { type: 'string', default: '12' },
+  },
+});
 const dir = positionals[0]!;
 const [L, runs] = [Number(values.L), Number(values.runs)];
 const ep = values.ep!;
 const prefix = `/tmp/m2o-prof-${process.pid}`;
-const s = await ort.InferenceSession.create(`${dir}/model.onnx`, { executionProviders: [ep as ort.InferenceSession.ExecutionProviderConfig], enableProfiling: true, profileFilePrefix: prefix });
-const meta = JSON.parse(readFileSync(`${dir}/mamba2-onnx.json`, 'utf8')) as { io: { inputs: { name: string; role: string; shape: (number | string)[] }[] } };
-const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', BigInt64Array.from({ length: L }, (_, i) => BigInt(i % 1000)), [1, L]) };
+const s = await ort.InferenceSession.create(`${dir}/model.onnx`, {
+  executionProviders: [ep as ort.InferenceSession.ExecutionProviderConfig],
+  enableProfiling: true,
+  profileFilePrefix: prefix,
+});
+const meta = JSON.parse(readFileSync(`${dir}/mamba2-onnx.json`, 'utf8')) as {
+  io: { inputs: { name: string; role: string; shape: (number | string)[] }[] };
+};
+const feeds: Record<string, ort.Tensor> = {
+  input_ids: new ort.Tensor(
+    'int64',
+    BigInt64Array.from({ length: L }, (_, i) => BigInt(i % 1000)),
+    [1, L],
+  ),
+};
 for (const e of meta.io.inputs) {
   if (e.role === 'input_ids') continue;
   const d = e.shape.map((x) => (typeof x === 'number' ? x : 1));
@@ -30,7 +50,12 @@ for (let i = 0; i < runs; i++) {
 }
 await s.release();
 const file = execSync(`ls -t ${prefix}*.json | head -1`).toString().trim();
-const ev = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string; provider?: string } }[];
+const ev = JSON.parse(readFileSync(file, 'utf8')) as {
+  cat: string;
+  name: string;
+  dur: number;
+  args?: { op_name?: string; provider?: string };
+}[];
 rmSync(file);
 const byOp = new Map<string, [number, number]>();
 let total = 0;
@@ -47,6 +72,9 @@ for (const e of ev) {
 }
 const n = runs + 1;
 walls.sort((a, b) => a - b);
-const lines = [`${dir} ep ${values.ep} L ${L}: wall ${walls[Math.floor(runs / 2)]!.toFixed(2)} ms/run (median), recorded node time ${(total / n / 1000).toFixed(2)} ms/run, ${nodes / n} nodes/run`];
-for (const [k, [d, c]] of [...byOp].sort((a, b) => b[1][0] - a[1][0]).slice(0, Number(values.top))) lines.push(`  ${k.padEnd(34)} ${(d / n / 1000).toFixed(3).padStart(9)} ms  ${(c / n).toFixed(0)} nodes`);
+const lines = [
+  `${dir} ep ${values.ep} L ${L}: wall ${walls[Math.floor(runs / 2)]!.toFixed(2)} ms/run (median), recorded node time ${(total / n / 1000).toFixed(2)} ms/run, ${nodes / n} nodes/run`,
+];
+for (const [k, [d, c]] of [...byOp].sort((a, b) => b[1][0] - a[1][0]).slice(0, Number(values.top)))
+  lines.push(`  ${k.padEnd(34)} ${(d / n / 1000).toFixed(3).padStart(9)} ms  ${(c / n).toFixed(0)} nodes`);
 process.stdout.write(`${lines.join('\n')}\n`);

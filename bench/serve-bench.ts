@@ -77,12 +77,18 @@ function summarise(streams: number, results: StreamResult[], t0: number, ceiling
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const dir = args.get('_');
-  if (!dir) throw new Error('usage: tsx bench/serve-bench.ts <model-dir> [--streams 1,4,16,32] [--tokens 48] [--prompt 16] [--vocab 50277] [--threads N] [--memory fast|lean] [--json]');
+  if (!dir)
+    throw new Error(
+      'usage: tsx bench/serve-bench.ts <model-dir> [--streams 1,4,16,32] [--tokens 48] [--prompt 16] [--vocab 50277] [--threads N] [--memory fast|lean] [--json]',
+    );
   const levels = (args.get('streams') ?? '1,4,16,32').split(',').map(Number);
   const tokens = Number(args.get('tokens') ?? 48);
   const promptLen = Number(args.get('prompt') ?? 16);
   const threads = args.has('threads') ? Number(args.get('threads')) : undefined;
-  const extra = [...(threads !== undefined ? ['--threads', String(threads)] : []), ...(args.has('memory') ? ['--memory', args.get('memory')!] : [])];
+  const extra = [
+    ...(threads !== undefined ? ['--threads', String(threads)] : []),
+    ...(args.has('memory') ? ['--memory', args.get('memory')!] : []),
+  ];
   const ceiling = await modelCeiling(dir, levels, threads);
   const server = await startServe(dir, ['--max-batch', String(Math.max(...levels)), '--cache-mb', '0', ...extra]);
   const vocab = Number(args.get('vocab') ?? 50277); // mamba2-130m's real vocab
@@ -92,11 +98,15 @@ async function main(): Promise<void> {
     for (const n of levels) {
       const t0 = performance.now();
       const results = await Promise.all(
-        Array.from({ length: n }, (_, k) => streamCompletion(server.url, { prompt: syntheticPrompt(k + n * 100, promptLen, vocab), max_tokens: tokens, temperature: 0 })),
+        Array.from({ length: n }, (_, k) =>
+          streamCompletion(server.url, { prompt: syntheticPrompt(k + n * 100, promptLen, vocab), max_tokens: tokens, temperature: 0 }),
+        ),
       );
       const lv = summarise(n, results, t0, ceiling.get(n)!);
       out.push(lv);
-      process.stderr.write(`${n} streams: ${lv.decodeTokPerS.toFixed(1)} tok/s decode, ${lv.overallTokPerS.toFixed(1)} overall, RSS ${(server.rss() / 2 ** 20).toFixed(0)} MiB\n`);
+      process.stderr.write(
+        `${n} streams: ${lv.decodeTokPerS.toFixed(1)} tok/s decode, ${lv.overallTokPerS.toFixed(1)} overall, RSS ${(server.rss() / 2 ** 20).toFixed(0)} MiB\n`,
+      );
     }
     const single = out.find((l) => l.streams === 1)?.decodeTokPerS ?? NaN;
     if (args.has('json')) {
@@ -106,15 +116,25 @@ async function main(): Promise<void> {
     const rows = out.map((l) => [
       String(l.streams),
       l.decodeTokPerS.toFixed(1),
-      (l.decodeTokPerS / single).toFixed(2) + '×',
+      `${(l.decodeTokPerS / single).toFixed(2)}×`,
       l.ceilingTokPerS.toFixed(1),
-      (l.ceilingTokPerS / out[0]!.ceilingTokPerS).toFixed(2) + '×',
+      `${(l.ceilingTokPerS / out[0]!.ceilingTokPerS).toFixed(2)}×`,
       l.overallTokPerS.toFixed(1),
       l.ttftMedianMs.toFixed(0),
       l.wallS.toFixed(1),
       String(l.failed),
     ]);
-    const head = ['streams', 'decode tok/s', 'vs 1 stream', 'model ceiling tok/s', 'ceiling vs B=1', 'overall tok/s', 'TTFT p50 ms', 'wall s', 'failed'];
+    const head = [
+      'streams',
+      'decode tok/s',
+      'vs 1 stream',
+      'model ceiling tok/s',
+      'ceiling vs B=1',
+      'overall tok/s',
+      'TTFT p50 ms',
+      'wall s',
+      'failed',
+    ];
     const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (r: string[]): string => `| ${r.map((c, i) => c.padStart(w[i]!)).join(' | ')} |`;
     process.stdout.write(`${[line(head), `|${w.map((x) => '-'.repeat(x + 2)).join('|')}|`, ...rows.map(line)].join('\n')}\n`);

@@ -18,7 +18,9 @@ export interface ServerProcess {
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '../bin/mamba2-onnx.js');
 
 export async function startServe(modelDir: string, extra: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', modelDir, '--port', '0', '--model-name', 'bench', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', modelDir, '--port', '0', '--model-name', 'bench', ...extra], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -60,7 +62,12 @@ export async function streamCompletion(url: string, body: Record<string, unknown
   const tokenIds: number[] = [];
   let res: Response;
   try {
-    res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'bench', ...body, stream: true }), ...(signal ? { signal } : {}) });
+    res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'bench', ...body, stream: true }),
+      ...(signal ? { signal } : {}),
+    });
   } catch (e) {
     return { ok: false, status: 0, error: (e as Error).message, tokenTimes, tokenIds, startedAt };
   }
@@ -75,15 +82,17 @@ export async function streamCompletion(url: string, body: Record<string, unknown
       const r = await reader.read();
       if (r.done) break;
       buf += dec.decode(r.value, { stream: true });
-      let i: number;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
+      for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
         const line = buf.slice(0, i).replace(/^data: /, '');
         buf = buf.slice(i + 2);
         if (line === '[DONE]') {
           done = true;
           break;
         }
-        const chunk = JSON.parse(line) as { error?: { message: string }; choices?: { token_ids: number[]; finish_reason: string | null }[] };
+        const chunk = JSON.parse(line) as {
+          error?: { message: string };
+          choices?: { token_ids: number[]; finish_reason: string | null }[];
+        };
         if (chunk.error) return { ok: false, status: 200, error: chunk.error.message, tokenTimes, tokenIds, startedAt };
         const c = chunk.choices?.[0];
         if (!c) continue;
@@ -98,11 +107,14 @@ export async function streamCompletion(url: string, body: Record<string, unknown
   } catch (e) {
     return { ok: false, status: 200, error: (e as Error).message, tokenTimes, tokenIds, startedAt };
   }
-  return done ? { ok: true, status: 200, tokenTimes, tokenIds, startedAt, ...(finishReason ? { finishReason } : {}) } : { ok: false, status: 200, error: 'stream ended without [DONE]', tokenTimes, tokenIds, startedAt };
+  return done
+    ? { ok: true, status: 200, tokenTimes, tokenIds, startedAt, ...(finishReason ? { finishReason } : {}) }
+    : { ok: false, status: 200, error: 'stream ended without [DONE]', tokenTimes, tokenIds, startedAt };
 }
 
 /** Token ids of a synthetic prompt (k varies it), within `vocab`. */
-export const syntheticPrompt = (k: number, length: number, vocab: number): number[] => Array.from({ length }, (_, i) => (i * 7919 + k * 104729 + 13) % vocab);
+export const syntheticPrompt = (k: number, length: number, vocab: number): number[] =>
+  Array.from({ length }, (_, i) => (i * 7919 + k * 104729 + 13) % vocab);
 
 export function parseArgs(argv: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();

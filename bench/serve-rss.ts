@@ -14,7 +14,11 @@ const args = parseArgs(process.argv.slice(2));
 const dir = args.get('_');
 if (!dir) throw new Error('usage: serve-rss.ts <model-dir> [--streams 1,4] [--prompt 256] [--tokens 32]');
 const streams = (args.get('streams') ?? '1,4').split(',').map(Number);
-const [promptLen, tokens, vocab] = [Number(args.get('prompt') ?? 256), Number(args.get('tokens') ?? 32), Number(args.get('vocab') ?? 50277)];
+const [promptLen, tokens, vocab] = [
+  Number(args.get('prompt') ?? 256),
+  Number(args.get('tokens') ?? 32),
+  Number(args.get('vocab') ?? 50277),
+];
 const weights = statSync(join(dir, 'model.onnx.data')).size + statSync(join(dir, 'model.onnx')).size;
 const MiB = 2 ** 20;
 
@@ -29,7 +33,9 @@ for (const memory of ['fast', 'lean']) {
       const sampler = setInterval(() => (peak = Math.max(peak, server.rss())), 100);
       const t0 = performance.now();
       const results = await Promise.all(
-        Array.from({ length: n }, (_, k) => streamCompletion(server.url, { prompt: syntheticPrompt(k + n * 100, promptLen, vocab), max_tokens: tokens, temperature: 0 })),
+        Array.from({ length: n }, (_, k) =>
+          streamCompletion(server.url, { prompt: syntheticPrompt(k + n * 100, promptLen, vocab), max_tokens: tokens, temperature: 0 }),
+        ),
       );
       const wall = (performance.now() - t0) / 1000;
       clearInterval(sampler);

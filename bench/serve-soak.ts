@@ -14,7 +14,6 @@ interface Sample {
   rssMiB: number;
 }
 
-
 /** A small deterministic PRNG per client loop. */
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -26,10 +25,21 @@ function rng(seed: number): () => number {
   };
 }
 
-async function jsonCompletion(url: string, body: Record<string, unknown>): Promise<{ ok: boolean; error?: string; tokens: number; ids: number[] }> {
+async function jsonCompletion(
+  url: string,
+  body: Record<string, unknown>,
+): Promise<{ ok: boolean; error?: string; tokens: number; ids: number[] }> {
   try {
-    const res = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'bench', ...body }) });
-    const json = (await res.json()) as { usage?: { completion_tokens: number }; error?: { message: string }; choices?: { token_ids: number[] }[] };
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'bench', ...body }),
+    });
+    const json = (await res.json()) as {
+      usage?: { completion_tokens: number };
+      error?: { message: string };
+      choices?: { token_ids: number[] }[];
+    };
     if (res.status !== 200) return { ok: false, error: `${res.status} ${json.error?.message ?? ''}`, tokens: 0, ids: [] };
     return { ok: true, tokens: json.usage?.completion_tokens ?? 0, ids: json.choices?.[0]?.token_ids ?? [] };
   } catch (e) {
@@ -40,7 +50,8 @@ async function jsonCompletion(url: string, body: Record<string, unknown>): Promi
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const dir = args.get('_');
-  if (!dir) throw new Error('usage: tsx bench/serve-soak.ts <model-dir> [--minutes 3] [--streams 32] [--warmup-s 60] [--vocab 50277] [--json]');
+  if (!dir)
+    throw new Error('usage: tsx bench/serve-soak.ts <model-dir> [--minutes 3] [--streams 32] [--warmup-s 60] [--vocab 50277] [--json]');
   const minutes = Number(args.get('minutes') ?? 3);
   const streams = Number(args.get('streams') ?? 32);
   const warmupS = Number(args.get('warmup-s') ?? 60);
@@ -61,7 +72,12 @@ async function main(): Promise<void> {
       const own = syntheticPrompt(k * 1000 + Math.floor(r() * 1e6), 4 + Math.floor(r() * 60), VOCAB);
       const pick = r();
       const prompt = pick < 0.3 && last && last.length < 400 ? [...last, ...own.slice(0, 4)] : pick < 0.45 ? SHARED : own;
-      const body: Record<string, unknown> = { prompt, max_tokens: 8 + Math.floor(r() * 40), temperature: r() < 0.5 ? 0 : 0.8, ...(r() < 0.5 ? { seed: k } : {}) };
+      const body: Record<string, unknown> = {
+        prompt,
+        max_tokens: 8 + Math.floor(r() * 40),
+        temperature: r() < 0.5 ? 0 : 0.8,
+        ...(r() < 0.5 ? { seed: k } : {}),
+      };
       if (r() < 0.7) {
         const abortEarly = r() < 0.05;
         const ctl = new AbortController();
@@ -100,7 +116,8 @@ async function main(): Promise<void> {
   const wallS = (performance.now() - t0) / 1000;
   const after = samples.filter((s) => s.t >= warmupS);
   const slope = linearSlope(after.map((s) => [s.t / 60, s.rssMiB]));
-  const pick = (name: string): number => Number(/^(\S+) (\S+)$/m.exec(metrics.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2] ?? NaN);
+  const pick = (name: string): number =>
+    Number(/^(\S+) (\S+)$/m.exec(metrics.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2] ?? NaN);
   const report = {
     model: dir,
     minutes,

@@ -12,7 +12,12 @@ import { Mamba2Model, type EpName } from '../src/runtime/index.js';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { ep: { type: 'string', default: 'cpu' }, tokens: { type: 'string', default: '32' }, runs: { type: 'string', default: '3' }, batch: { type: 'string', default: '1' } },
+  options: {
+    ep: { type: 'string', default: 'cpu' },
+    tokens: { type: 'string', default: '32' },
+    runs: { type: 'string', default: '3' },
+    batch: { type: 'string', default: '1' },
+  },
 });
 const prefix = positionals[0];
 if (!prefix) throw new Error('usage: step-paths.ts <dir-prefix> (expects <prefix>-both, -step, -sequence)');
@@ -27,7 +32,10 @@ for (const p of ['both', 'step', 'sequence']) {
     let state = m.zeroState(batch);
     const t = performance.now();
     for (let i = 0; i < tokens; i++) {
-      const out = await m.forward(Array.from({ length: batch }, (_, b) => [(i * 31 + b) % 1000]), state);
+      const out = await m.forward(
+        Array.from({ length: batch }, (_, b) => [(i * 31 + b) % 1000]),
+        state,
+      );
       state.dispose();
       state = out.state;
     }

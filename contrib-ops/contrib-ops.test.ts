@@ -31,8 +31,7 @@ const EXPECTED_PROVIDER: Record<string, Record<'cpu' | 'webgpu', string>> = {
  * by the rank-4 perm, ignoring `axes` → "Gather … idx=3 must be within [-2,1]". A Pad that names
  * every axis (pads [0,0,0,1,0,0,0,0], axes [0,1,2,3]) runs and matches the reference.
  */
-const KNOWN_FAILURES: Record<string, Partial<Record<'cpu' | 'webgpu', string>>> = {
-};
+const KNOWN_FAILURES: Record<string, Partial<Record<'cpu' | 'webgpu', string>>> = {};
 
 it('committed cases.jsonc files equal what make-cases.ts generates', () => {
   for (const op of CASE_OPS) expect(load(op), `${op}/cases.jsonc is stale: run npx tsx contrib-ops/make-cases.ts`).toEqual(makeCases(op));

@@ -75,7 +75,10 @@ export const HARNESSES: Record<string, OpHarness> = {
     inputs: ['query', 'key', 'value', 'past_state', 'decay'],
     outputs: ['output', 'present_state'],
     reference: (i, a) => {
-      const r = linearAttention({ query: i.query!, key: i.key!, value: i.value!, past_state: i.past_state, decay: i.decay }, a as unknown as LinearAttentionAttrs);
+      const r = linearAttention(
+        { query: i.query!, key: i.key!, value: i.value!, past_state: i.past_state, decay: i.decay },
+        a as unknown as LinearAttentionAttrs,
+      );
       return { output: { data: r.output, dims: r.dims.output }, present_state: { data: r.present_state, dims: r.dims.present_state } };
     },
     build: (g, i, a) => {
@@ -95,11 +98,17 @@ export const HARNESSES: Record<string, OpHarness> = {
     inputs: ['input', 'weight', 'bias', 'past_state'],
     outputs: ['output', 'present_state'],
     reference: (i, a) => {
-      const r = causalConvWithState({ input: i.input!, weight: i.weight!, bias: i.bias, past_state: i.past_state }, a as unknown as CausalConvAttrs);
+      const r = causalConvWithState(
+        { input: i.input!, weight: i.weight!, bias: i.bias, past_state: i.past_state },
+        a as unknown as CausalConvAttrs,
+      );
       return { output: { data: r.output, dims: r.dims.output }, present_state: { data: r.present_state, dims: r.dims.present_state } };
     },
     build: (g, i, a) => {
-      const r = CausalConvWithState(g, i.input!, i.weight!, i.bias, i.past_state, { activation: a.activation as 'silu' | 'none', channelsLast: a.channels_last === 1 });
+      const r = CausalConvWithState(g, i.input!, i.weight!, i.bias, i.past_state, {
+        activation: a.activation as 'silu' | 'none',
+        channelsLast: a.channels_last === 1,
+      });
       return { output: r.y, present_state: r.state };
     },
   },
@@ -117,7 +126,17 @@ export const HARNESSES: Record<string, OpHarness> = {
       const [, , H, P] = i.x!.shape as number[];
       const [, , G, N] = i.B!.shape as number[];
       const lim = a.dt_limit as number[];
-      const c = makeConfig({ dModel: H! * P!, expand: 1, nLayer: 1, vocabSize: 8, headDim: P, dState: N, nGroups: G, chunkSize: num(a, 'chunk_size'), dtLimit: [lim[0]!, lim[1]!] });
+      const c = makeConfig({
+        dModel: H! * P!,
+        expand: 1,
+        nLayer: 1,
+        vocabSize: 8,
+        headDim: P,
+        dState: N,
+        nGroups: G,
+        chunkSize: num(a, 'chunk_size'),
+        dtLimit: [lim[0]!, lim[1]!],
+      });
       if (c.nGroups !== num(a, 'n_groups')) throw new RangeError(`n_groups: expected ${G} (from B), got ${a.n_groups}`);
       const r = ssdFunction(new Ctx(g, c), { x: i.x!, dt: i.dt!, A: i.A!, Bm: i.B!, Cm: i.C!, h0: i.h0! });
       return { y: r.y, hT: r.hT };
@@ -147,7 +166,11 @@ export async function runCase(h: OpHarness, cs: OpCase, ep: 'cpu' | 'webgpu'): P
   const dir = mkdtempSync(join(tmpdir(), 'm2o-op-'));
   try {
     await saveModel(caseModel(h, cs), dir, { externalData: 'never' });
-    const s = await ort.InferenceSession.create(join(dir, 'model.onnx'), { executionProviders: [ep], enableProfiling: true, profileFilePrefix: join(dir, 'profile') });
+    const s = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
+      executionProviders: [ep],
+      enableProfiling: true,
+      profileFilePrefix: join(dir, 'profile'),
+    });
     const feeds: Record<string, ort.Tensor> = {};
     for (const [k, v] of Object.entries(cs.inputs)) feeds[k] = new ort.Tensor('float32', Float32Array.from(v.data), v.dims);
     const out = await s.run(feeds);
@@ -171,7 +194,8 @@ function placementFrom(dir: string): Record<string, string[]> {
   for (const f of readdirSync(dir).filter((n) => n.startsWith('profile'))) {
     for (const e of JSON.parse(readFileSync(join(dir, f), 'utf8')) as ProfileEvent[]) {
       if (e.cat !== 'Node' || !e.args?.op_name || !e.args.provider) continue;
-      (out[e.args.op_name] ??= new Set()).add(e.args.provider);
+      out[e.args.op_name] ??= new Set();
+      out[e.args.op_name]!.add(e.args.provider);
     }
   }
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, [...v].sort()]));

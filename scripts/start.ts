@@ -51,8 +51,13 @@ if (!existsSync(join(out, 'mamba2-onnx.json'))) {
   io.err(`using the existing export in ${out}\n`);
 }
 const hasTokenizer = existsSync(join(out, 'tokenizer.json'));
-const vocab = (JSON.parse(readFileSync(join(out, 'mamba2-onnx.json'), 'utf8')) as { config: { realVocabSize: number } }).config.realVocabSize;
+const vocab = (JSON.parse(readFileSync(join(out, 'mamba2-onnx.json'), 'utf8')) as { config: { realVocabSize: number } }).config
+  .realVocabSize;
 const ids = [510, 12, 1234, 15, 253].map((i) => i % vocab).join(',');
 const n = opts.maxNewTokens;
-io.err(hasTokenizer ? `generating ${n} tokens from a text prompt:\n` : `generating ${n} tokens (no tokenizer in this model: prompt and output are token ids):\n`);
+io.err(
+  hasTokenizer
+    ? `generating ${n} tokens from a text prompt:\n`
+    : `generating ${n} tokens (no tokenizer in this model: prompt and output are token ids):\n`,
+);
 await run(['generate', out, ...(hasTokenizer ? ['--prompt', opts.prompt] : ['--ids', ids]), '--max-new-tokens', n]);

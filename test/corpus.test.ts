@@ -32,7 +32,8 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function bytesUnder(dir: string): number {
   let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? bytesUnder(join(dir, e.name)) : statSync(join(dir, e.name)).size;
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    n += e.isDirectory() ? bytesUnder(join(dir, e.name)) : statSync(join(dir, e.name)).size;
   return n;
 }
 
@@ -85,7 +86,12 @@ describe.each(entries.filter((e) => e.kind !== 'model-dir'))('corpus $kind $name
       expect(readdirSync(out)).toContain('model.onnx');
       expect(readdirSync(parent)).toEqual(['model']); // the temporary directory is gone
     } else {
-      const err = typed(await run.then(() => undefined, (x: unknown) => x));
+      const err = typed(
+        await run.then(
+          () => undefined,
+          (x: unknown) => x,
+        ),
+      );
       expect(err.message).toMatch(new RegExp(e.expect));
       expect(existsSync(out)).toBe(false);
       expect(readdirSync(parent)).toEqual([]);
@@ -99,7 +105,12 @@ describe.each(entries.filter((e) => e.kind === 'model-dir'))('corpus model-dir $
   it(`${e.note}: loadModelSummary and onnxruntime-node both refuse it`, async () => {
     const dir = join(CORPUS, e.path);
     const before = readdirSync(dir).sort();
-    const summary = typed(await loadModelSummary(join(dir, 'model.onnx')).then(() => undefined, (x: unknown) => x));
+    const summary = typed(
+      await loadModelSummary(join(dir, 'model.onnx')).then(
+        () => undefined,
+        (x: unknown) => x,
+      ),
+    );
     expect(summary.message).toMatch(new RegExp(e.expect!));
     const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), { logSeverityLevel: 4 }).then(
       async (s) => {

@@ -20,12 +20,20 @@ describe('engines.node', () => {
   });
 
   it('every production dependency accepts the floor', () => {
-    const out = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const dirs = out.split('\n').filter((d) => d.includes('node_modules'));
     expect(dirs.length).toBeGreaterThan(20);
     const refusing: string[] = [];
     for (const dir of dirs) {
-      const p = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name: string; version: string; engines?: { node?: string } };
+      const p = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name: string;
+        version: string;
+        engines?: { node?: string };
+      };
       const range = p.engines?.node;
       if (range && !semver.satisfies(floor, range)) refusing.push(`${p.name}@${p.version} wants node ${range}`);
     }

@@ -84,7 +84,10 @@ function suite(label: string, root: string): void {
           const L = ids[0]!.length;
           const whole = await run.forward(ids);
           const a = await run.forward(ids.map((r) => r.slice(0, 20)));
-          const b = await run.forward(ids.map((r) => r.slice(20)), a.states);
+          const b = await run.forward(
+            ids.map((r) => r.slice(20)),
+            a.states,
+          );
           const V = whole.dims[2]!;
           expect(maxDiff(b.logits, whole.logits.subarray(20 * V, L * V)).max).toBeLessThan(1e-5);
           for (const k of Object.keys(whole.states)) {

@@ -26,19 +26,37 @@ const root = mkdtempSync(join(tmpdir(), 'm2o-kill-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const PRESET = join(root, 'kill-preset.json');
-writeFileSync(PRESET, JSON.stringify({
-  source: 'kill-during-export test',
-  format: 'mamba_ssm',
-  config: { d_model: 256, n_layer: 8, vocab_size: 8192, ssm_cfg: { layer: 'Mamba2', d_state: 64, headdim: 64, chunk_size: 64 }, pad_vocab_size_multiple: 8 },
-}));
+writeFileSync(
+  PRESET,
+  JSON.stringify({
+    source: 'kill-during-export test',
+    format: 'mamba_ssm',
+    config: {
+      d_model: 256,
+      n_layer: 8,
+      vocab_size: 8192,
+      ssm_cfg: { layer: 'Mamba2', d_state: 64, headdim: 64, chunk_size: 64 },
+      pad_vocab_size_multiple: 8,
+    },
+  }),
+);
 
-interface Run { killed: boolean; lines: string[]; code: number | null; /** From the `start` line to `done` (or the kill). */ exportMs: number }
+interface Run {
+  killed: boolean;
+  lines: string[];
+  code: number | null /** From the `start` line to `done` (or the kill). */;
+  exportMs: number;
+}
 
 /** Runs the driver; `kill` SIGKILLs it `afterMs` after its `start` line, or on stdout line number `onLine`. */
 function runDriver(outDir: string, seed: number, overwrite: boolean, kill?: { afterMs?: number; onLine?: number }): Promise<Run> {
   return new Promise((done, fail) => {
     let t0 = Date.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, PRESET, outDir, String(seed), ...(overwrite ? ['--overwrite'] : [])], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', DRIVER, PRESET, outDir, String(seed), ...(overwrite ? ['--overwrite'] : [])],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     const lines: string[] = [];
     let killed = false;
     let err = '';
@@ -106,7 +124,9 @@ describe('kill during export', () => {
     const killPoint = (t: number, seed: number): { afterMs?: number; onLine?: number } => {
       const { exportMs, lines } = full[seed]!.run;
       // times up to 1.3× the export (some land after the swap); lines denser towards the end (the swap)
-      return t % 2 === 0 ? { afterMs: Math.floor(r(0, 1.3) * exportMs) } : { onLine: Math.min(lines.length - 1, Math.floor(Math.sqrt(r(0, 1)) * lines.length)) };
+      return t % 2 === 0
+        ? { afterMs: Math.floor(r(0, 1.3) * exportMs) }
+        : { onLine: Math.min(lines.length - 1, Math.floor(Math.sqrt(r(0, 1)) * lines.length)) };
     };
     const stats = { trials: 0, killed: 0, completed: 0, leftTemp: 0, kept: 0, replaced: 0, nothing: 0 };
     /** Runs one trial at `target` and checks what it left; returns the seed of the model now there. */
@@ -118,7 +138,10 @@ describe('kill during export', () => {
       if (run.killed) stats.killed++;
       else stats.completed++;
       const leftovers = readdirSync(parent).filter((n) => !n.startsWith('model'));
-      for (const n of leftovers) expect(n, 'only temporary directories of the export (and their owner records)').toMatch(/^\.model(-fresh\d)?\.tmp-\d+-[0-9a-f]+(\.old|\.owner|\.probe)?$/);
+      for (const n of leftovers)
+        expect(n, 'only temporary directories of the export (and their owner records)').toMatch(
+          /^\.model(-fresh\d)?\.tmp-\d+-[0-9a-f]+(\.old|\.owner|\.probe)?$/,
+        );
       if (leftovers.length > 0) stats.leftTemp++;
       const cleaned = await cleanStaleTemps(target, { minAgeMs: 0 }); // what the next export does first
       expect(readdirSync(parent).filter((n) => !n.startsWith('model'))).toEqual([]);
@@ -159,7 +182,10 @@ describe('cleanStaleTemps', () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'model.onnx'), tag);
     writeFileSync(join(dir, 'model.onnx.data'), tag);
-    writeFileSync(join(dir, 'mamba2-onnx.json'), JSON.stringify({ files: { model: 'model.onnx', data: 'model.onnx.data', tokenizer: [] } }));
+    writeFileSync(
+      join(dir, 'mamba2-onnx.json'),
+      JSON.stringify({ files: { model: 'model.onnx', data: 'model.onnx.data', tokenizer: [] } }),
+    );
   };
 
   it('restores the previous output when the kill fell between the two renames, and removes the new temp dir', async () => {

@@ -19,16 +19,28 @@ const root = mkdtempSync(join(tmpdir(), 'm2o-retry-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const PRESET = join(root, 'retry-preset.json');
-writeFileSync(PRESET, JSON.stringify({
-  source: 'kill-and-retry test',
-  format: 'mamba_ssm',
-  config: { d_model: 256, n_layer: 8, vocab_size: 8192, ssm_cfg: { layer: 'Mamba2', d_state: 64, headdim: 64, chunk_size: 64 }, pad_vocab_size_multiple: 8 },
-}));
+writeFileSync(
+  PRESET,
+  JSON.stringify({
+    source: 'kill-and-retry test',
+    format: 'mamba_ssm',
+    config: {
+      d_model: 256,
+      n_layer: 8,
+      vocab_size: 8192,
+      ssm_cfg: { layer: 'Mamba2', d_state: 64, headdim: 64, chunk_size: 64 },
+      pad_vocab_size_multiple: 8,
+    },
+  }),
+);
 
 /** Runs the export driver and SIGKILLs it on its `onLine`-th `progress write` line; resolves once it is dead. */
 function exportAndKill(outDir: string, onLine: number, overwrite: boolean): Promise<void> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, PRESET, outDir, '1', ...(overwrite ? ['--overwrite'] : [])], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, PRESET, outDir, '1', ...(overwrite ? ['--overwrite'] : [])], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let writes = 0;
     let buf = '';
     let err = '';
@@ -42,7 +54,9 @@ function exportAndKill(outDir: string, onLine: number, overwrite: boolean): Prom
     });
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', fail);
-    child.on('close', (code, signal) => (signal === 'SIGKILL' ? done() : fail(new Error(`export-driver was not killed (exit ${code}): ${err}`))));
+    child.on('close', (code, signal) =>
+      signal === 'SIGKILL' ? done() : fail(new Error(`export-driver was not killed (exit ${code}): ${err}`)),
+    );
   });
 }
 
@@ -58,7 +72,10 @@ describe('kill, then export again at once', () => {
       expect(leftovers(parent).length, 'the kill left a partial export').toBeGreaterThan(0);
       expect(existsSync(out)).toBe(round > 0); // the first round had nothing before; later rounds replace
       const warnings: string[] = [];
-      await exportModel({ preset: PRESET, randomWeights: true, seed: 1 }, { outDir: out, overwrite: true, externalData: 'always', onWarning: (w) => warnings.push(w) });
+      await exportModel(
+        { preset: PRESET, randomWeights: true, seed: 1 },
+        { outDir: out, overwrite: true, externalData: 'always', onWarning: (w) => warnings.push(w) },
+      );
       expect(leftovers(parent), `round ${round}`).toEqual([]);
       expect(warnings.join('\n')).toMatch(/removed \d+ temporar/);
       expect(readdirSync(parent)).toEqual(['model']);
@@ -92,7 +109,9 @@ describe('owner records', () => {
     leftover(parent, `.m.tmp-${dead}-03`, undefined); // an older version's leftover, fresh
     const res = await cleanStaleTemps(join(parent, 'm'));
     expect(res.removed.map((p) => p.slice(parent.length + 1)).sort()).toEqual([`.m.tmp-${dead}-01`, `.m.tmp-${dead}-01.owner`]);
-    expect(readdirSync(parent).sort()).toEqual([`.m.tmp-${dead}-03`, `.m.tmp-${process.ppid}-02`, `.m.tmp-${process.ppid}-02.owner`].sort());
+    expect(readdirSync(parent).sort()).toEqual(
+      [`.m.tmp-${dead}-03`, `.m.tmp-${process.ppid}-02`, `.m.tmp-${process.ppid}-02.owner`].sort(),
+    );
   });
 
   it('a reused pid does not keep a leftover alive (the start time differs)', async () => {
@@ -119,7 +138,15 @@ describe('owner records', () => {
     const parent = join(root, 'own');
     const out = join(parent, 'm');
     const seen: string[][] = [];
-    await exportModel({ preset: 'tiny', randomWeights: true, seed: 1 }, { outDir: out, onProgress: (p) => { if (p.phase === 'write' && p.done === 1) seen.push(readdirSync(parent)); } });
+    await exportModel(
+      { preset: 'tiny', randomWeights: true, seed: 1 },
+      {
+        outDir: out,
+        onProgress: (p) => {
+          if (p.phase === 'write' && p.done === 1) seen.push(readdirSync(parent));
+        },
+      },
+    );
     expect(seen[0]!.some((n) => /^\.m\.tmp-\d+-[0-9a-f]+\.owner$/.test(n))).toBe(true);
     expect(readdirSync(parent)).toEqual(['m']);
     expect(readdirSync(out)).not.toContain('.owner');

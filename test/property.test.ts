@@ -1,17 +1,3 @@
-/**
- * Property-based tests (fast-check; seed fixed, FC_SEED=n to explore):
- *   - graph builder shape inference: random valid Add (broadcast), MatMul, Reshape, Concat, Slice and
- *     Transpose, static and symbolic dims, give the shapes onnxruntime-node computes on random data;
- *     random invalid ones throw ShapeError exactly when the op is invalid, never another exception;
- *   - safetensors: random valid files round-trip through the test writer and the reader; random
- *     headers and mutated files give a CheckpointError, never another exception;
- *   - pickle / torch.save: random bytes, random opcode streams and mutated torch pickles → CheckpointError only;
- *   - config: random JSON → ConfigError or a config that satisfies the size invariants; parseConfigText
- *     round-trips JSON and Python's bare Infinity / NaN.
- */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ModelBuilder, type GraphBuilder } from '../src/graph/builder.js';
@@ -25,7 +11,10 @@ const FC_SEED = Number(process.env.FC_SEED ?? 20_260_601);
 // ---- shape inference against onnxruntime ------------------------------------------------------
 
 /** An input: concrete dims, and which of them are declared symbolic. */
-interface In { dims: number[]; sym: boolean[] }
+interface In {
+  dims: number[];
+  sym: boolean[];
+}
 type Case =
   | { op: 'Add'; a: In; b: In }
   | { op: 'MatMul'; a: In; b: In }
@@ -41,17 +30,21 @@ const input = (dims: number[], symOk: (d: number, i: number) => boolean = () => 
 
 /** Two views of `out` for broadcasting: trailing dims, some set to 1. Only dims ≠ 1 may be symbolic. */
 const bcastPair = fc.array(dim, { maxLength: 4 }).chain((out) => {
-  const view = fc.tuple(fc.integer({ min: 0, max: out.length }), flags(out.length)).map(([r, ones]) =>
-    out.slice(out.length - r).map((d, i) => (ones[out.length - r + i] ? 1 : d)));
+  const view = fc
+    .tuple(fc.integer({ min: 0, max: out.length }), flags(out.length))
+    .map(([r, ones]) => out.slice(out.length - r).map((d, i) => (ones[out.length - r + i] ? 1 : d)));
   return fc.tuple(view, view);
 });
-const addCase = bcastPair.chain(([a, b]) => fc.record({ op: fc.constant('Add' as const), a: input(a, (d) => d !== 1), b: input(b, (d) => d !== 1) }));
+const addCase = bcastPair.chain(([a, b]) =>
+  fc.record({ op: fc.constant('Add' as const), a: input(a, (d) => d !== 1), b: input(b, (d) => d !== 1) }),
+);
 const matmulCase = fc.tuple(bcastPair, dim, dim, dim).chain(([[ba, bb], m, k, n]) =>
   fc.record({
     op: fc.constant('MatMul' as const),
     a: input([...ba, m, k], (d, i) => i >= ba.length || d !== 1),
     b: input([...bb, k, n], (d, i) => i >= bb.length || d !== 1),
-  }));
+  }),
+);
 const reshapeCase = fc.array(dim, { minLength: 1, maxLength: 4 }).chain((dims) => {
   const n = dims.reduce((a, b) => a * b, 1);
   const divisors = Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
@@ -59,47 +52,71 @@ const reshapeCase = fc.array(dim, { minLength: 1, maxLength: 4 }).chain((dims) =
   return fc.array(fc.constantFrom(...divisors), { minLength: 0, maxLength: 3 }).map((fs) => {
     const target: number[] = [];
     let rest = n;
-    for (const f of fs) if (rest % f === 0) { target.push(f); rest /= f; }
+    for (const f of fs)
+      if (rest % f === 0) {
+        target.push(f);
+        rest /= f;
+      }
     target.push(rest);
     return { op: 'Reshape' as const, x: { dims, sym: dims.map(() => false) }, target };
   });
 });
-const concatCase = fc.tuple(fc.array(dim, { minLength: 1, maxLength: 4 }), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }), fc.nat())
+const concatCase = fc
+  .tuple(fc.array(dim, { minLength: 1, maxLength: 4 }), fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }), fc.nat())
   .chain(([base, sizes, ax]) => {
     const axis = (ax % (2 * base.length)) - base.length;
     const a = axis < 0 ? axis + base.length : axis;
-    return fc.tuple(...sizes.map((s) => input(base.map((d, j) => (j === a ? s : d)))))
-      .map((xs) => ({ op: 'Concat' as const, xs, axis }));
+    return fc.tuple(...sizes.map((s) => input(base.map((d, j) => (j === a ? s : d))))).map((xs) => ({ op: 'Concat' as const, xs, axis }));
   });
 /**
  * Static axes: any start / end; symbolic axes: 0 ≤ start ≤ end ≤ d (the builder's stated assumption),
  * the end written as d − x, x or END. Each axis positive or negative.
  */
 const sliceCase = fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 4 }).chain((dims) =>
-  fc.tuple(input(dims), fc.shuffledSubarray(dims.map((_, i) => i), { minLength: 1 })).chain(([x, axes]) => {
-    const anyIdx = fc.oneof(fc.integer({ min: -8, max: 8 }), fc.constant(op.END));
-    const range = (d: number): fc.Arbitrary<[number, number]> =>
-      fc.tuple(fc.integer({ min: 0, max: d }), fc.integer({ min: 0, max: d }), fc.boolean()).chain(([p, q, neg]) => {
-        const [s, e] = p <= q ? [p, q] : [q, p];
-        return fc.tuple(fc.constant(s), e === d ? fc.constantFrom(e, op.END) : fc.constant(neg && e > 0 ? e - d : e));
-      });
-    const perAxis = axes.map((a) => fc.tuple(x.sym[a] ? range(x.dims[a]!) : fc.tuple(anyIdx, anyIdx), fc.boolean()));
-    return fc.tuple(...perAxis).map((se) => ({
-      op: 'Slice' as const,
-      x,
-      axes: axes.map((a, k) => (se[k]![1] ? a - dims.length : a)),
-      starts: se.map(([[s]]) => s),
-      ends: se.map(([[, e]]) => e),
-    }));
-  }));
+  fc
+    .tuple(
+      input(dims),
+      fc.shuffledSubarray(
+        dims.map((_, i) => i),
+        { minLength: 1 },
+      ),
+    )
+    .chain(([x, axes]) => {
+      const anyIdx = fc.oneof(fc.integer({ min: -8, max: 8 }), fc.constant(op.END));
+      const range = (d: number): fc.Arbitrary<[number, number]> =>
+        fc.tuple(fc.integer({ min: 0, max: d }), fc.integer({ min: 0, max: d }), fc.boolean()).chain(([p, q, neg]) => {
+          const [s, e] = p <= q ? [p, q] : [q, p];
+          return fc.tuple(fc.constant(s), e === d ? fc.constantFrom(e, op.END) : fc.constant(neg && e > 0 ? e - d : e));
+        });
+      const perAxis = axes.map((a) => fc.tuple(x.sym[a] ? range(x.dims[a]!) : fc.tuple(anyIdx, anyIdx), fc.boolean()));
+      return fc.tuple(...perAxis).map((se) => ({
+        op: 'Slice' as const,
+        x,
+        axes: axes.map((a, k) => (se[k]![1] ? a - dims.length : a)),
+        starts: se.map(([[s]]) => s),
+        ends: se.map(([[, e]]) => e),
+      }));
+    }),
+);
 const transposeCase = fc.array(dim, { minLength: 1, maxLength: 5 }).chain((dims) =>
-  fc.record({ op: fc.constant('Transpose' as const), x: input(dims), perm: fc.shuffledSubarray(dims.map((_, i) => i), { minLength: dims.length }) }));
+  fc.record({
+    op: fc.constant('Transpose' as const),
+    x: input(dims),
+    perm: fc.shuffledSubarray(
+      dims.map((_, i) => i),
+      { minLength: dims.length },
+    ),
+  }),
+);
 
 /** Value of a builder dim under `env` (affine forms like `2*s0+3`); undefined for a fresh name. */
 function evalDim(d: Dim, env: ReadonlyMap<string, number>): number | undefined {
   if (typeof d === 'number') return d;
   let sum = 0;
-  for (const part of d.replace(/-/g, '+-').split('+').filter((p) => p !== '')) {
+  for (const part of d
+    .replace(/-/g, '+-')
+    .split('+')
+    .filter((p) => p !== '')) {
     const m = /^(-?)(?:(\d+)\*)?([A-Za-z_][A-Za-z0-9_.]*)$/.exec(part);
     if (m) {
       const v = env.get(m[3]!);
@@ -127,7 +144,13 @@ function buildCases(cases: readonly Case[]) {
       env.set(s, d);
       return s;
     });
-    feeds[name] = { data: randArray(x.dims.reduce((a, b) => a * b, 1), r), dims: x.dims };
+    feeds[name] = {
+      data: randArray(
+        x.dims.reduce((a, b) => a * b, 1),
+        r,
+      ),
+      dims: x.dims,
+    };
     return g.input(name, 'float32', shape);
   };
   const expected: Record<string, (number | undefined)[]> = {};
@@ -141,12 +164,18 @@ function buildCases(cases: readonly Case[]) {
 
 function applyCase(g: GraphBuilder, c: Case, inp: (x: In) => Value): Value {
   switch (c.op) {
-    case 'Add': return op.Add(g, inp(c.a), inp(c.b));
-    case 'MatMul': return op.MatMul(g, inp(c.a), inp(c.b));
-    case 'Reshape': return op.Reshape(g, inp(c.x), c.target);
-    case 'Concat': return op.Concat(g, c.xs.map(inp), c.axis);
-    case 'Slice': return op.Slice(g, inp(c.x), c.starts, c.ends, c.axes);
-    case 'Transpose': return op.Transpose(g, inp(c.x), c.perm);
+    case 'Add':
+      return op.Add(g, inp(c.a), inp(c.b));
+    case 'MatMul':
+      return op.MatMul(g, inp(c.a), inp(c.b));
+    case 'Reshape':
+      return op.Reshape(g, inp(c.x), c.target);
+    case 'Concat':
+      return op.Concat(g, c.xs.map(inp), c.axis);
+    case 'Slice':
+      return op.Slice(g, inp(c.x), c.starts, c.ends, c.axes);
+    case 'Transpose':
+      return op.Transpose(g, inp(c.x), c.perm);
   }
 }
 
@@ -215,13 +244,40 @@ const invalidCase: fc.Arbitrary<{ what: string; valid: boolean; run: (g: GraphBu
     const r = xs[0]!.length;
     const a = norm(axis, r);
     const valid = r > 0 && inRange(axis, r) && xs.every((x) => x.length === r && x.every((d, j) => j === a || d === xs[0]![j]));
-    return { what: `Concat ${JSON.stringify([xs, axis])}`, valid, run: (g: GraphBuilder) => op.Concat(g, xs.map((x, i) => g.input(`x${i}`, 'float32', x)), axis) };
+    return {
+      what: `Concat ${JSON.stringify([xs, axis])}`,
+      valid,
+      run: (g: GraphBuilder) =>
+        op.Concat(
+          g,
+          xs.map((x, i) => g.input(`x${i}`, 'float32', x)),
+          axis,
+        ),
+    };
   }),
   // distinct axes (duplicates are a known gap, below), each in range or not
-  anyShape.chain((x) => fc.tuple(fc.constant(x), fc.uniqueArray(fc.integer({ min: -5, max: 5 }), { minLength: 1, maxLength: 3, selector: (a) => norm(a, x.length) }))).map(([x, axes]) => {
-    const valid = axes.every((a) => inRange(a, x.length)) && new Set(axes.map((a) => norm(a, x.length))).size === axes.length;
-    return { what: `Slice ${JSON.stringify([x, axes])}`, valid, run: (g: GraphBuilder) => op.Slice(g, g.input('x', 'float32', x), axes.map(() => 0), axes.map(() => op.END), axes) };
-  }),
+  anyShape
+    .chain((x) =>
+      fc.tuple(
+        fc.constant(x),
+        fc.uniqueArray(fc.integer({ min: -5, max: 5 }), { minLength: 1, maxLength: 3, selector: (a) => norm(a, x.length) }),
+      ),
+    )
+    .map(([x, axes]) => {
+      const valid = axes.every((a) => inRange(a, x.length)) && new Set(axes.map((a) => norm(a, x.length))).size === axes.length;
+      return {
+        what: `Slice ${JSON.stringify([x, axes])}`,
+        valid,
+        run: (g: GraphBuilder) =>
+          op.Slice(
+            g,
+            g.input('x', 'float32', x),
+            axes.map(() => 0),
+            axes.map(() => op.END),
+            axes,
+          ),
+      };
+    }),
 );
 
 describe('invalid shapes', () => {

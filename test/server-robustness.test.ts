@@ -46,13 +46,25 @@ async function expectIdleAndServing(s: RunningServer): Promise<void> {
 }
 
 const post = (url: string, body: unknown, signal?: AbortSignal): Promise<Response> =>
-  fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
+  fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    ...(signal ? { signal } : {}),
+  });
 
 describe('request fuzzing', () => {
   const ctx: FuzzContext = { modelName: 'tiny', vocab: 320, maxTokens: 8, maxPromptTokens: 256 };
   let s: RunningServer;
   beforeAll(async () => {
-    s = await serve(model, { maxTokens: ctx.maxTokens, defaultMaxTokens: 4, maxPromptTokens: ctx.maxPromptTokens, bodyLimit: 64 * 1024, maxBatch: 8, maxQueue: 1000 });
+    s = await serve(model, {
+      maxTokens: ctx.maxTokens,
+      defaultMaxTokens: 4,
+      maxPromptTokens: ctx.maxPromptTokens,
+      bodyLimit: 64 * 1024,
+      maxBatch: 8,
+      maxQueue: 1000,
+    });
     await s.ready;
   });
   afterAll(() => s?.shutdown());
@@ -111,10 +123,15 @@ describe('a full queue', () => {
     const s = await serve(plain, { maxTokens: 400, maxBatch: 2, maxQueue: 4 });
     try {
       const body = { model: 'tiny', prompt: [5, 6, 7], max_tokens: 400, temperature: 0 };
-      const burst = await Promise.all(Array.from({ length: 30 }, async () => {
-        const res = await post(s.url, body, AbortSignal.timeout(20_000));
-        return { status: res.status, json: (await res.json()) as { error?: { code: string; type: string }; usage?: { completion_tokens: number } } };
-      }));
+      const burst = await Promise.all(
+        Array.from({ length: 30 }, async () => {
+          const res = await post(s.url, body, AbortSignal.timeout(20_000));
+          return {
+            status: res.status,
+            json: (await res.json()) as { error?: { code: string; type: string }; usage?: { completion_tokens: number } },
+          };
+        }),
+      );
       const ok = burst.filter((r) => r.status === 200);
       const busy = burst.filter((r) => r.status === 429);
       expect(ok.length + busy.length).toBe(30);
@@ -221,8 +238,14 @@ describe('malformed HTTP', () => {
     const s = await serve(model);
     try {
       expect(errorOf(await rawExchange(s.url, 'HELLO\r\n\r\n'), 400)).toMatchObject({ code: 'bad_request' });
-      expect(errorOf(await rawExchange(s.url, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 431)).toMatchObject({ code: 'headers_too_large' });
-      const prefix = fc.constantFrom('', 'POST /v1/completions HTTP/1.1\r\n', 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n');
+      expect(
+        errorOf(await rawExchange(s.url, `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 431),
+      ).toMatchObject({ code: 'headers_too_large' });
+      const prefix = fc.constantFrom(
+        '',
+        'POST /v1/completions HTTP/1.1\r\n',
+        'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n',
+      );
       await fc.assert(
         fc.asyncProperty(prefix, fc.uint8Array({ maxLength: 200 }), async (p, junk) => {
           const reply = await rawExchange(s.url, Buffer.concat([Buffer.from(p), junk]));
@@ -242,7 +265,11 @@ describe('malformed HTTP', () => {
       const get = await rawExchange(s.url, 'GET /health HTTP/1.1\r\n\r\n', false);
       expect(errorOf(get, 400)).toMatchObject({ type: 'invalid_request_error', code: 'missing_host' });
       expect(get).toMatch(/\r\nconnection: close\r\n/i);
-      const post = await rawExchange(s.url, 'POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}', false);
+      const post = await rawExchange(
+        s.url,
+        'POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}',
+        false,
+      );
       expect(errorOf(post, 400)).toMatchObject({ code: 'missing_host' });
       // HTTP/1.0 needs no Host
       expect(await rawExchange(s.url, 'GET /health HTTP/1.0\r\n\r\n', false)).toMatch(/^HTTP\/1\.1 200 /);
@@ -270,30 +297,34 @@ describe('memory', () => {
     const MAX = 256;
     const s = await serve(plain, { maxTokens: MAX, maxBatch: 8, maxQueue: 8, cacheBytes: 2 ** 20 });
     try {
-      await Promise.all(Array.from({ length: 8 }, (_, k) => postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: [k + 1, 9], max_tokens: MAX })));
+      await Promise.all(
+        Array.from({ length: 8 }, (_, k) => postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: [k + 1, 9], max_tokens: MAX })),
+      );
       const rss0 = process.memoryUsage().rss;
       const rng = fc.sample(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 20, max: 400 })), { seed: SEED, numRuns: 100 });
-      const outcomes = await Promise.all(rng.map(async ([mode, abortMs], k) => {
-        const ctl = new AbortController();
-        const stream = mode === 1;
-        if (mode === 2) setTimeout(() => ctl.abort(), abortMs); // a client that gives up
-        const hang = setTimeout(() => ctl.abort(new Error('hang')), 30_000);
-        try {
-          const res = await post(s.url, { model: 'tiny', prompt: [(k % 250) + 1, 7, 7], max_tokens: MAX, stream }, ctl.signal);
-          const text = await res.text();
-          if (res.status === 429) return '429';
-          expect(res.status, text).toBe(200);
-          if (stream) expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
-          else expect((JSON.parse(text) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(MAX);
-          return 'done';
-        } catch (e) {
-          if (!ctl.signal.aborted) throw e; // a failed assertion, not a client that gave up
-          if (ctl.signal.reason instanceof Error && ctl.signal.reason.message === 'hang') throw new Error(`request ${k} hung`);
-          return 'cancelled';
-        } finally {
-          clearTimeout(hang);
-        }
-      }));
+      const outcomes = await Promise.all(
+        rng.map(async ([mode, abortMs], k) => {
+          const ctl = new AbortController();
+          const stream = mode === 1;
+          if (mode === 2) setTimeout(() => ctl.abort(), abortMs); // a client that gives up
+          const hang = setTimeout(() => ctl.abort(new Error('hang')), 30_000);
+          try {
+            const res = await post(s.url, { model: 'tiny', prompt: [(k % 250) + 1, 7, 7], max_tokens: MAX, stream }, ctl.signal);
+            const text = await res.text();
+            if (res.status === 429) return '429';
+            expect(res.status, text).toBe(200);
+            if (stream) expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+            else expect((JSON.parse(text) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(MAX);
+            return 'done';
+          } catch (e) {
+            if (!ctl.signal.aborted) throw e; // a failed assertion, not a client that gave up
+            if (ctl.signal.reason instanceof Error && ctl.signal.reason.message === 'hang') throw new Error(`request ${k} hung`);
+            return 'cancelled';
+          } finally {
+            clearTimeout(hang);
+          }
+        }),
+      );
       const count = (o: string): number => outcomes.filter((x) => x === o).length;
       expect(count('done') + count('429') + count('cancelled')).toBe(100);
       expect(count('429')).toBeGreaterThan(0);
@@ -311,14 +342,38 @@ describe('memory', () => {
 
 describe('SIGTERM mid-stream (mamba2-onnx serve)', () => {
   it('streams end with [DONE] (finished, or an error event once the grace period is over); the process exits 0', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli.ts', 'serve', models.plain, '--port', '0', '--model-name', 'tiny', '--max-tokens', '1000000', '--shutdown-grace', '1'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'cli.ts',
+        'serve',
+        models.plain,
+        '--port',
+        '0',
+        '--model-name',
+        'tiny',
+        '--max-tokens',
+        '1000000',
+        '--shutdown-grace',
+        '1',
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
     try {
       await eventually(async () => /ready on cpu/.test(err), 30_000);
       const url = /listening on (http:\/\/\S+)/.exec(err)![1]!;
-      const bodies = [1_000_000, 1_000_000, 1_000_000, 300].map((n, k) => ({ model: 'tiny', prompt: [k + 1, 2, 3], max_tokens: n, temperature: 0, stream: true }));
+      const bodies = [1_000_000, 1_000_000, 1_000_000, 300].map((n, k) => ({
+        model: 'tiny',
+        prompt: [k + 1, 2, 3],
+        max_tokens: n,
+        temperature: 0,
+        stream: true,
+      }));
       const streams = bodies.map(async (b) => {
         const res = await post(url, b);
         expect(res.status).toBe(200);
@@ -332,14 +387,19 @@ describe('SIGTERM mid-stream (mamba2-onnx serve)', () => {
       });
       const jsonInFlight = post(url, { model: 'tiny', prompt: [9, 9], max_tokens: 1_000_000 }); // no EOS: runs until cancelled
       const gauge = (name: string): Promise<number> => metric(url, name);
-      await eventually(async () => (await gauge('mamba2_decoding_sequences')) + (await gauge('mamba2_requests_total{outcome="ok"}')) === 5, 10_000);
+      await eventually(
+        async () => (await gauge('mamba2_decoding_sequences')) + (await gauge('mamba2_requests_total{outcome="ok"}')) === 5,
+        10_000,
+      );
       child.kill('SIGTERM');
       const texts = await Promise.all(streams);
       for (const text of texts) {
         expect(text.endsWith('data: [DONE]\n\n'), text.slice(-200)).toBe(true);
       }
       // 300 tokens finish within the grace period; the endless ones are cancelled when it is over
-      expect(texts.map((t) => (/"code":"cancelled"/.test(t) ? 'cancelled' : /"finish_reason":"length"/.test(t) ? 'length' : 'broken'))).toEqual(['cancelled', 'cancelled', 'cancelled', 'length']);
+      expect(
+        texts.map((t) => (/"code":"cancelled"/.test(t) ? 'cancelled' : /"finish_reason":"length"/.test(t) ? 'length' : 'broken')),
+      ).toEqual(['cancelled', 'cancelled', 'cancelled', 'length']);
       const j = await jsonInFlight;
       expect(j.status).toBe(503);
       expect(((await j.json()) as { error: { code: string } }).error.code).toBe('cancelled');

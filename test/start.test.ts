@@ -18,21 +18,36 @@ const root = mkdtempSync(join(tmpdir(), 'm2o-start-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const PRESET = join(root, 'small-512.json');
-writeFileSync(PRESET, JSON.stringify({
-  source: 'none (random weights)',
-  format: 'mamba_ssm',
-  config: {
-    d_model: 64, d_intermediate: 0, n_layer: 2, vocab_size: 512,
-    ssm_cfg: { layer: 'Mamba2', d_state: 16, d_conv: 4, expand: 2, headdim: 16, ngroups: 1, chunk_size: 16 },
-    rms_norm: true, residual_in_fp32: true, fused_add_norm: true, pad_vocab_size_multiple: 16, tie_embeddings: true,
-  },
-}));
+writeFileSync(
+  PRESET,
+  JSON.stringify({
+    source: 'none (random weights)',
+    format: 'mamba_ssm',
+    config: {
+      d_model: 64,
+      d_intermediate: 0,
+      n_layer: 2,
+      vocab_size: 512,
+      ssm_cfg: { layer: 'Mamba2', d_state: 16, d_conv: 4, expand: 2, headdim: 16, ngroups: 1, chunk_size: 16 },
+      rms_norm: true,
+      residual_in_fp32: true,
+      fused_add_norm: true,
+      pad_vocab_size_multiple: 16,
+      tie_embeddings: true,
+    },
+  }),
+);
 
 function start(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, ['--import', TSX, START, ...args], { cwd: root, timeout: 90_000, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
-      done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', TSX, START, ...args],
+      { cwd: root, timeout: 90_000, env: { ...process.env, NO_COLOR: '1' } },
+      (err, stdout, stderr) => {
+        done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr });
+      },
+    );
   });
 }
 

@@ -73,14 +73,17 @@ async function load(source: ModelSource): Promise<void> {
   }
   const m = current;
   const webgpuSkipped = m.fallbacks.find((f) => f.ep === 'webgpu');
-  showBanner(webgpuSkipped ? `WebGPU is not available — running on wasm (CPU), which is slower. Reason: ${webgpuSkipped.reason}` : undefined);
+  showBanner(
+    webgpuSkipped ? `WebGPU is not available — running on wasm (CPU), which is slower. Reason: ${webgpuSkipped.reason}` : undefined,
+  );
   const badge = $('ep-badge');
   badge.textContent = m.ep;
   badge.className = `badge ${m.ep}`;
   $('ep-note').textContent = m.model.deviceState ? 'recurrent state kept on the GPU between tokens' : '';
   $('info-dtype').textContent = m.why;
   const c = m.model.config;
-  $('info-model').textContent = `${m.variant} — ${c.nLayer} layers, d_model ${c.dModel}, vocab ${c.realVocabSize}${m.model.tokenizer ? '' : ' (no tokenizer: prompts must be token ids, e.g. 1,2,3)'}`;
+  $('info-model').textContent =
+    `${m.variant} — ${c.nLayer} layers, d_model ${c.dModel}, vocab ${c.realVocabSize}${m.model.tokenizer ? '' : ' (no tokenizer: prompts must be token ids, e.g. 1,2,3)'}`;
   const cached = m.files.every((f) => f.fromCache);
   const total = m.files.reduce((a, f) => a + f.bytes, 0);
   $('info-files').textContent = `${m.files.map((f) => f.name).join(', ')} — ${formatBytes(total)}${cached ? ' (from the cache)' : ''}`;

@@ -20,16 +20,22 @@ export interface LinearAttentionInputs {
   decay?: { data: FloatArray; dims: number[] }; // [B,T,H_kv] (log-space)
 }
 
-export function linearAttention(inp: LinearAttentionInputs, a: LinearAttentionAttrs): { output: Float64Array; present_state: Float64Array; dims: { output: number[]; present_state: number[] } } {
+export function linearAttention(
+  inp: LinearAttentionInputs,
+  a: LinearAttentionAttrs,
+): { output: Float64Array; present_state: Float64Array; dims: { output: number[]; present_state: number[] } } {
   const [b, t] = inp.query.dims as [number, number, number];
   const [hq, hkv] = [a.q_num_heads, a.kv_num_heads];
   const dk = inp.query.dims[2]! / hq;
   const dv = inp.value.dims[2]! / hkv;
   const hk = inp.key.dims[2]! / dk;
   if (![dk, dv, hk].every(Number.isInteger) || hkv % hk !== 0 || (hq % hkv !== 0 && hkv % hq !== 0)) {
-    throw new RangeError(`linearAttention: inconsistent heads: q ${inp.query.dims}, k ${inp.key.dims}, v ${inp.value.dims}, H_q=${hq}, H_kv=${hkv}`);
+    throw new RangeError(
+      `linearAttention: inconsistent heads: q ${inp.query.dims}, k ${inp.key.dims}, v ${inp.value.dims}, H_q=${hq}, H_kv=${hkv}`,
+    );
   }
-  if ((a.update_rule === 'gated') !== (inp.decay !== undefined)) throw new RangeError(`linearAttention(decay): required exactly for update_rule 'gated', got rule '${a.update_rule}'`);
+  if ((a.update_rule === 'gated') !== (inp.decay !== undefined))
+    throw new RangeError(`linearAttention(decay): required exactly for update_rule 'gated', got rule '${a.update_rule}'`);
   const scale = a.scale ? a.scale : 1 / Math.sqrt(dk);
   const hOut = Math.max(hq, hkv);
   const S = inp.past_state ? Float64Array.from(inp.past_state.data) : new Float64Array(b * hkv * dk * dv);

@@ -9,7 +9,16 @@
 import { basename } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { BACKEND_NAMES, EP_NAMES, Mamba2Model, preferredBackend, type Backend, type BackendName, type EpName, type Mamba2State } from '../runtime/index.js';
+import {
+  BACKEND_NAMES,
+  EP_NAMES,
+  Mamba2Model,
+  preferredBackend,
+  type Backend,
+  type BackendName,
+  type EpName,
+  type Mamba2State,
+} from '../runtime/index.js';
 import { type CliIO, UsageError } from './errors.js';
 import { intFlag, listFlag } from './flags.js';
 import { table } from './format.js';
@@ -101,7 +110,14 @@ export function renderBench(rows: BenchRow[], lengths: number[], ref?: BenchRow[
   const body = rows.map((r) => {
     const b = find(r);
     if (r.error) return [basename(r.model), r.ep, r.ssd, r.dtype, `error: ${r.error.slice(0, 100)}`];
-    return [basename(r.model), r.ep, r.ssd, r.dtype, ...lengths.map((L) => cell(r.prefill[String(L)]!, b?.prefill[String(L)])), cell(r.decode, b?.decode)];
+    return [
+      basename(r.model),
+      r.ep,
+      r.ssd,
+      r.dtype,
+      ...lengths.map((L) => cell(r.prefill[String(L)]!, b?.prefill[String(L)])),
+      cell(r.decode, b?.decode),
+    ];
   });
   return `tokens/s (median)${ref ? ', (×) = ratio to --compare-json' : ''}\n${table([head, ...body], { right: head.map((_, i) => i).slice(4) })}\n`;
 }
@@ -116,31 +132,68 @@ export function registerBench(program: Command, io: CliIO): void {
     .option('--decode <N>', 'decode tokens per run', intFlag(1), 64)
     .option('--runs <R>', 'timed runs per measurement (median)', intFlag(1, 100), 5)
     .option('--warmup <W>', 'untimed runs before timing', intFlag(0, 100), 1)
-    .addOption(program.createOption('--backend <name>', "ONNX Runtime binding: 'node' (onnxruntime-node) or 'capi' (its C API through koffi; falls back to node with a note)").choices(BACKEND_NAMES).default('node'))
+    .addOption(
+      program
+        .createOption(
+          '--backend <name>',
+          "ONNX Runtime binding: 'node' (onnxruntime-node) or 'capi' (its C API through koffi; falls back to node with a note)",
+        )
+        .choices(BACKEND_NAMES)
+        .default('node'),
+    )
     .option('--json', 'print rows as JSON')
     .option('--compare-json <file>', 'a previous --json output: print ratios against it')
-    .action(async (dirs: string[], flags: { ep: EpName[]; lengths: number[]; decode: number; runs: number; warmup: number; backend: BackendName; json?: boolean; compareJson?: string }) => {
-      if (dirs.length === 0) throw new UsageError('give at least one model directory', 'bench');
-      const { backend, fallbackReason } = await preferredBackend(flags.backend);
-      if (fallbackReason) io.err(`note: ${fallbackReason}\n`);
-      const o: BenchOptions = { eps: flags.ep, lengths: flags.lengths, decodeTokens: flags.decode, runs: flags.runs, warmup: flags.warmup, backend };
-      let ref: BenchRow[] | undefined;
-      if (flags.compareJson) {
-        const raw: unknown = JSON.parse(await readFile(flags.compareJson, 'utf8'));
-        if (!Array.isArray(raw)) throw new Error(`--compare-json: expected a JSON array of bench rows, got ${typeof raw}`);
-        ref = raw as BenchRow[];
-      }
-      const rows: BenchRow[] = [];
-      for (const dir of dirs) {
-        for (const ep of flags.ep) {
-          if (!flags.json) io.err(`bench ${basename(dir)} on ${ep}…\n`);
-          try {
-            rows.push(await benchModel(dir, ep, o));
-          } catch (e) {
-            rows.push({ model: dir, ep, ssd: '?', dtype: '?', prefill: {}, decode: NaN, error: e instanceof Error ? e.message.split('\n')[0]! : String(e) });
+    .action(
+      async (
+        dirs: string[],
+        flags: {
+          ep: EpName[];
+          lengths: number[];
+          decode: number;
+          runs: number;
+          warmup: number;
+          backend: BackendName;
+          json?: boolean;
+          compareJson?: string;
+        },
+      ) => {
+        if (dirs.length === 0) throw new UsageError('give at least one model directory', 'bench');
+        const { backend, fallbackReason } = await preferredBackend(flags.backend);
+        if (fallbackReason) io.err(`note: ${fallbackReason}\n`);
+        const o: BenchOptions = {
+          eps: flags.ep,
+          lengths: flags.lengths,
+          decodeTokens: flags.decode,
+          runs: flags.runs,
+          warmup: flags.warmup,
+          backend,
+        };
+        let ref: BenchRow[] | undefined;
+        if (flags.compareJson) {
+          const raw: unknown = JSON.parse(await readFile(flags.compareJson, 'utf8'));
+          if (!Array.isArray(raw)) throw new Error(`--compare-json: expected a JSON array of bench rows, got ${typeof raw}`);
+          ref = raw as BenchRow[];
+        }
+        const rows: BenchRow[] = [];
+        for (const dir of dirs) {
+          for (const ep of flags.ep) {
+            if (!flags.json) io.err(`bench ${basename(dir)} on ${ep}…\n`);
+            try {
+              rows.push(await benchModel(dir, ep, o));
+            } catch (e) {
+              rows.push({
+                model: dir,
+                ep,
+                ssd: '?',
+                dtype: '?',
+                prefill: {},
+                decode: NaN,
+                error: e instanceof Error ? e.message.split('\n')[0]! : String(e),
+              });
+            }
           }
         }
-      }
-      io.out(flags.json ? `${JSON.stringify(rows, null, 2)}\n` : renderBench(rows, flags.lengths, ref));
-    });
+        io.out(flags.json ? `${JSON.stringify(rows, null, 2)}\n` : renderBench(rows, flags.lengths, ref));
+      },
+    );
 }

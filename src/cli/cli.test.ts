@@ -60,7 +60,13 @@ describe('export and inspect', () => {
     const ins = await cli(['inspect', out, '--json'], tmp);
     expect(ins.code, ins.stderr).toBe(0);
     const r = JSON.parse(ins.stdout) as {
-      model: { inputs: { name: string; dims: unknown[] }[]; outputs: { name: string }[]; opsetImports: Record<string, number>; opCounts: Record<string, number>; initializers: { parameters: number } };
+      model: {
+        inputs: { name: string; dims: unknown[] }[];
+        outputs: { name: string }[];
+        opsetImports: Record<string, number>;
+        opCounts: Record<string, number>;
+        initializers: { parameters: number };
+      };
       meta: { source: string; config: { nLayer: number; vocabSize: number } };
       files: { name: string; bytes: number }[];
     };
@@ -158,7 +164,19 @@ async function ensureExport(fixture: string, name: string): Promise<string> {
 }
 
 /** Exports `fixture/hf` and runs verify against `reference`; returns the parsed --json report. */
-async function exportAndVerify(fixture: string, name: string, reference: string): Promise<{ run: Run; report: { ok: boolean; cases: { ok: boolean; maxAbsDiff: number | string }[]; split?: { ok: boolean }; greedy: { ok: boolean; matched: number; newTokens: number }[] } }> {
+async function exportAndVerify(
+  fixture: string,
+  name: string,
+  reference: string,
+): Promise<{
+  run: Run;
+  report: {
+    ok: boolean;
+    cases: { ok: boolean; maxAbsDiff: number | string }[];
+    split?: { ok: boolean };
+    greedy: { ok: boolean; matched: number; newTokens: number }[];
+  };
+}> {
   const out = await ensureExport(fixture, name);
   const run = await cli(['verify', out, '--reference', reference, '--json'], tmp);
   return { run, report: JSON.parse(run.stdout) as never };
@@ -207,18 +225,25 @@ describe('verify', () => {
     expect(narrow.code).toBe(1);
     expectOneLineError(narrow);
     expect(narrow.stdout).toBe(''); // nothing was compared
-    expect(narrow.stderr).toContain('reference: cases[0].logits is [1×37×64] but the model gives [1×37×128]: the vocabulary sizes differ (expected 128 logits per position, got 64)');
+    expect(narrow.stderr).toContain(
+      'reference: cases[0].logits is [1×37×64] but the model gives [1×37×128]: the vocabulary sizes differ (expected 128 logits per position, got 64)',
+    );
     const wide = await cli(['verify', await ensureExport(OWN, 'own-tiny'), '-r', join(SMALL, 'reference.json')], tmp);
     expect(wide.code).toBe(1);
     expectOneLineError(wide);
     expect(wide.stdout).toBe('');
-    expect(wide.stderr).toMatch(/reference: cases\[0\]\.logits is \[\d+×\d+×128\] but the model gives \[\d+×\d+×64\]: the vocabulary sizes differ \(expected 64 logits per position, got 128\)/);
+    expect(wide.stderr).toMatch(
+      /reference: cases\[0\]\.logits is \[\d+×\d+×128\] but the model gives \[\d+×\d+×64\]: the vocabulary sizes differ \(expected 64 logits per position, got 128\)/,
+    );
   });
 
   it('accepts reference logits over the real vocabulary only (the padding columns left out)', async () => {
     // clamp-pad: 90 real tokens padded to 96; its reference declares greedy.real_vocab_size 90
     const PAD = join(ROOT, 'test', 'fixtures', 'clamp-pad');
-    const ref = JSON.parse(await readFile(join(PAD, 'reference.json'), 'utf8')) as { cases: { logits: number[][][] }[]; greedy: { real_vocab_size: number } };
+    const ref = JSON.parse(await readFile(join(PAD, 'reference.json'), 'utf8')) as {
+      cases: { logits: number[][][] }[];
+      greedy: { real_vocab_size: number };
+    };
     expect(ref.greedy.real_vocab_size).toBe(90);
     for (const c of ref.cases) c.logits = c.logits.map((b) => b.map((p) => p.slice(0, 90)));
     const real = join(tmp, 'clamp-pad-real-vocab.json');
@@ -243,7 +268,9 @@ describe('serve: what --help and the README tell a first user', () => {
     expect(r.code, r.stderr).toBe(0);
     const help = r.stdout.replace(/\s+/g, ' ');
     expect(help).toMatch(/--api-key <key> require Authorization: Bearer <key>, at least 8 characters/);
-    expect(help).toContain('requests without "temperature" are sampled at temperature 1 (OpenAI\'s default), unlike `mamba2-onnx generate`, which is greedy; send "temperature": 0 for greedy output');
+    expect(help).toContain(
+      'requests without "temperature" are sampled at temperature 1 (OpenAI\'s default), unlike `mamba2-onnx generate`, which is greedy; send "temperature": 0 for greedy output',
+    );
   });
 
   it("README's server section: the curl example is greedy and the sentence beside it says the default temperature is 1", async () => {
@@ -252,7 +279,11 @@ describe('serve: what --help and the README tell a first user', () => {
     const curl = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
     expect(curl).toContain('curl localhost:8000/v1/completions');
     expect(curl).toContain('"temperature":0');
-    const after = section.slice(section.indexOf(curl) + curl.length).split('\n\n')[1]?.replace(/\s+/g, ' ') ?? '';
+    const after =
+      section
+        .slice(section.indexOf(curl) + curl.length)
+        .split('\n\n')[1]
+        ?.replace(/\s+/g, ' ') ?? '';
     expect(after).toMatch(/default `temperature` is 1/);
     expect(after).toContain('"temperature": 0');
   });

@@ -12,7 +12,10 @@ export const EXIT_USAGE = 2;
 export class UsageError extends Error {
   override readonly name = 'UsageError';
   /** The subcommand it concerns (`export`), for the `--help` hint. */
-  constructor(message: string, readonly command?: string) {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
     super(message);
   }
 }

@@ -26,10 +26,15 @@ interface Run {
 function cli(args: readonly string[], timeout = 60_000): Promise<Run> {
   const t0 = Date.now();
   return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: tmp, timeout, killSignal: 'SIGKILL', env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
-      done({ code, stdout, stderr, ms: Date.now() - t0 });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: tmp, timeout, killSignal: 'SIGKILL', env: { ...process.env, NO_COLOR: '1' } },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+        done({ code, stdout, stderr, ms: Date.now() - t0 });
+      },
+    );
   });
 }
 
@@ -40,21 +45,28 @@ function expectOnlyTheModel(parent: string, name: string): void {
 }
 
 describe('export --out on a filesystem that cannot hold it', () => {
-  it.runIf(process.platform === 'linux' && existsSync('/proc/self'))('--out /proc/m fails at once, in one line naming --out (it used to spin at 100 % CPU)', async () => {
-    const r = await cli(['export', '--preset', 'tiny', '--random-weights', '--out', '/proc/m'], 20_000);
-    expect(r.code, `${r.stderr} (after ${r.ms} ms)`).toBe(1);
-    const lines = r.stderr.split('\n').filter((l) => l !== '');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^error: --out: cannot write '\/proc\/m': .*proc/);
-    expect(r.stdout).toBe('');
-  }, 30_000);
+  it.runIf(process.platform === 'linux' && existsSync('/proc/self'))(
+    '--out /proc/m fails at once, in one line naming --out (it used to spin at 100 % CPU)',
+    async () => {
+      const r = await cli(['export', '--preset', 'tiny', '--random-weights', '--out', '/proc/m'], 20_000);
+      expect(r.code, `${r.stderr} (after ${r.ms} ms)`).toBe(1);
+      const lines = r.stderr.split('\n').filter((l) => l !== '');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^error: --out: cannot write '\/proc\/m': .*proc/);
+      expect(r.stdout).toBe('');
+    },
+    30_000,
+  );
 });
 
 describe('a closed stdout / stderr (EPIPE) neither kills the export nor leaves files', () => {
   it('both pipes closed before the first byte: the export completes, exit 0', async () => {
     const parent = join(tmp, 'closed-early');
     mkdirSync(parent);
-    const child = spawn(process.execPath, [BIN, 'export', '--preset', 'tiny', '--random-weights', '--out', join(parent, 'm')], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'export', '--preset', 'tiny', '--random-weights', '--out', join(parent, 'm')], {
+      cwd: tmp,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     // like `| head -0`: the reader goes away at once, every write of the child gets EPIPE
     child.stdout.destroy();
     child.stderr.destroy();

@@ -41,24 +41,79 @@ interface ExportFlags {
 export function registerExport(program: Command, io: CliIO): void {
   program
     .command('export')
-    .description('export a Mamba-2 checkpoint (HF safetensors or mamba_ssm pytorch_model.bin), or a preset shape with random weights, to an ONNX model directory')
+    .description(
+      'export a Mamba-2 checkpoint (HF safetensors or mamba_ssm pytorch_model.bin), or a preset shape with random weights, to an ONNX model directory',
+    )
     .argument('[checkpoint-dir]', 'checkpoint directory (config.json + weights)')
     .option('-o, --out <dir>', 'model directory to write (model.onnx, model.onnx.data, mamba2-onnx.json, tokenizer files)')
     .option('--chunk-size <Q>', "SSD chunk size Q (default: the checkpoint's, at most 128)", intFlag(1, 4096))
     .addOption(program.createOption('--ssd <form>', 'how the sequence path computes the SSD').choices(availableForms()).default('chunked'))
-    .addOption(program.createOption('--dtype <type>', 'weight storage: fp16 matmuls, or int8/int4 weight-only MatMulNBits (SSD, state, norms stay fp32)').choices(['fp32', 'fp16', 'int8', 'int4']).default('fp32'))
+    .addOption(
+      program
+        .createOption('--dtype <type>', 'weight storage: fp16 matmuls, or int8/int4 weight-only MatMulNBits (SSD, state, norms stay fp32)')
+        .choices(['fp32', 'fp16', 'int8', 'int4'])
+        .default('fp32'),
+    )
     .option('--block-size <N>', 'int8/int4: quantization block size along K (power of two ≥ 16)', intFlag(16, 4096))
-    .option('--accuracy-level <L>', "int8/int4: MatMulNBits accuracy_level (0 default: exact, slow int8 on CPU; 4: int8 activations, 10× faster int8 decode on CPU, less exact)", intFlag(0, 4))
+    .option(
+      '--accuracy-level <L>',
+      'int8/int4: MatMulNBits accuracy_level (0 default: exact, slow int8 on CPU; 4: int8 activations, 10× faster int8 decode on CPU, less exact)',
+      intFlag(0, 4),
+    )
     .option('--no-quantize-embedding', 'int8/int4: keep the embedding (and a tied head) in fp32')
-    .addOption(program.createOption('--segsum <how>', "intra-chunk segment sums: 'stable' cumulative sums (exact) or 'diff' of cumulative sums (faster on GPUs, ≈|Acs|·2⁻²³ error in the exponent)").choices(['stable', 'diff']).default('stable'))
-    .addOption(program.createOption('--conv <how>', "prefill conv: K 'shifted' products (no Conv node, no sequence transposes) or one grouped 'conv' node").choices(['shifted', 'conv']).default('shifted'))
-    .addOption(program.createOption('--rmsnorm <how>', "RMSNorms as ORT's 'fused' SimplifiedLayerNormalization (fewer nodes on WebGPU) or in standard 'ops' (for runtimes other than ONNX Runtime)").choices(['ops', 'fused']).default('fused'))
-    .addOption(program.createOption('--step <how>', "the one-token step: 'contrib' (ORT's CausalConvWithState for the conv, LinearAttention for the state update in its own layout: fewer nodes, one pass over the state) or standard 'ops' (for runtimes other than ONNX Runtime)").choices(['ops', 'contrib']).default('contrib'))
-    .addOption(program.createOption('--paths <which>', "'both': If on sequence == 1 (default); 'step' / 'sequence': one path only (for measurements)").choices(['both', 'step', 'sequence']).default('both'))
-    .addOption(program.createOption('--logits <which>', "'last': logits of the last position only ([batch,1,V]; faster prefill, no per-position logits)").choices(['all', 'last']).default('all'))
-    .addOption(program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'))
+    .addOption(
+      program
+        .createOption(
+          '--segsum <how>',
+          "intra-chunk segment sums: 'stable' cumulative sums (exact) or 'diff' of cumulative sums (faster on GPUs, ≈|Acs|·2⁻²³ error in the exponent)",
+        )
+        .choices(['stable', 'diff'])
+        .default('stable'),
+    )
+    .addOption(
+      program
+        .createOption(
+          '--conv <how>',
+          "prefill conv: K 'shifted' products (no Conv node, no sequence transposes) or one grouped 'conv' node",
+        )
+        .choices(['shifted', 'conv'])
+        .default('shifted'),
+    )
+    .addOption(
+      program
+        .createOption(
+          '--rmsnorm <how>',
+          "RMSNorms as ORT's 'fused' SimplifiedLayerNormalization (fewer nodes on WebGPU) or in standard 'ops' (for runtimes other than ONNX Runtime)",
+        )
+        .choices(['ops', 'fused'])
+        .default('fused'),
+    )
+    .addOption(
+      program
+        .createOption(
+          '--step <how>',
+          "the one-token step: 'contrib' (ORT's CausalConvWithState for the conv, LinearAttention for the state update in its own layout: fewer nodes, one pass over the state) or standard 'ops' (for runtimes other than ONNX Runtime)",
+        )
+        .choices(['ops', 'contrib'])
+        .default('contrib'),
+    )
+    .addOption(
+      program
+        .createOption('--paths <which>', "'both': If on sequence == 1 (default); 'step' / 'sequence': one path only (for measurements)")
+        .choices(['both', 'step', 'sequence'])
+        .default('both'),
+    )
+    .addOption(
+      program
+        .createOption('--logits <which>', "'last': logits of the last position only ([batch,1,V]; faster prefill, no per-position logits)")
+        .choices(['all', 'last'])
+        .default('all'),
+    )
+    .addOption(
+      program.createOption('--external-data <mode>', 'weights in model.onnx.data').choices(['auto', 'always', 'never']).default('auto'),
+    )
     .option('-f, --force', 'replace --out if it holds a previous export')
-    .option('--preset <name>', "a model shape from models/ (see --list-presets) or a preset .json path, instead of a checkpoint")
+    .option('--preset <name>', 'a model shape from models/ (see --list-presets) or a preset .json path, instead of a checkpoint')
     .option('--random-weights', 'with --preset: seeded random weights in the checkpoint value ranges')
     .option('--seed <N>', 'with --random-weights: the seed (default 0)', intFlag(0))
     .option('--list-presets', 'list the presets and exit')
@@ -81,7 +136,10 @@ function sourceFrom(checkpointDir: string | undefined, f: ExportFlags): ExportSo
       throw new UsageError(`expected a checkpoint directory or --preset, got both ('${checkpointDir}' and --preset ${f.preset})`, 'export');
     }
     if (!f.randomWeights) {
-      throw new UsageError(`--preset ${f.preset}: a preset is only a shape, it has no weights; add --random-weights (and optionally --seed N)`, 'export');
+      throw new UsageError(
+        `--preset ${f.preset}: a preset is only a shape, it has no weights; add --random-weights (and optionally --seed N)`,
+        'export',
+      );
     }
     const isPath = f.preset.endsWith('.json') || f.preset.includes('/') || f.preset.includes('\\');
     if (!isPath && !listPresets().includes(f.preset)) {
@@ -122,7 +180,10 @@ const inside = (child: string, parent: string): boolean => {
 async function checkOut(out: string, checkpointDir: string | undefined, force: boolean): Promise<void> {
   const path = resolve(out);
   if (checkpointDir !== undefined && inside(resolve(checkpointDir), path)) {
-    throw new UsageError(`--out: expected a directory apart from the checkpoint, got '${out}' (it holds the checkpoint '${checkpointDir}')`, 'export');
+    throw new UsageError(
+      `--out: expected a directory apart from the checkpoint, got '${out}' (it holds the checkpoint '${checkpointDir}')`,
+      'export',
+    );
   }
   await checkOutputParent(out, '--out');
   if (!existsSync(path)) return;
@@ -146,7 +207,7 @@ async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: s
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
-  let result;
+  let result: Awaited<ReturnType<typeof exportModel>>;
   try {
     result = await exportModel(src, {
       outDir: f.out,
@@ -182,7 +243,9 @@ async function runExport(io: CliIO, src: ExportSource, f: ExportFlags & { out: s
   }
   rows.push(['total', formatBytes(total)]);
   const c = result.meta.config;
-  const opsets = Object.entries(result.meta.opsets).map(([d, v]) => `${d === '' ? 'ai.onnx' : d} ${v}`).join(', ');
+  const opsets = Object.entries(result.meta.opsets)
+    .map(([d, v]) => `${d === '' ? 'ai.onnx' : d} ${v}`)
+    .join(', ');
   io.out(
     `exported ${result.meta.source} → ${result.outDir} in ${formatDuration(ms)}\n` +
       `${table(rows, { right: [1], indent: '  ' })}\n` +

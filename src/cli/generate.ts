@@ -7,7 +7,17 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { BACKEND_NAMES, EP_NAMES, Mamba2Model, preferredBackend, type BackendName, type EpName, type GenerateOptions, type MemoryPolicy, type GenerateResult } from '../runtime/index.js';
+import {
+  BACKEND_NAMES,
+  EP_NAMES,
+  Mamba2Model,
+  preferredBackend,
+  type BackendName,
+  type EpName,
+  type GenerateOptions,
+  type MemoryPolicy,
+  type GenerateResult,
+} from '../runtime/index.js';
 import { type CliIO, UsageError } from './errors.js';
 import { floatFlag, intFlag, listFlag } from './flags.js';
 import { locateModel } from './model-dir.js';
@@ -76,7 +86,9 @@ export async function runGenerate(modelArg: string, flags: GenerateFlags, io: Cl
       if (next.done) {
         const r = next.value;
         if (flags.json) {
-          io.out(`${JSON.stringify({ output_ids: r.outputIds, text: text ? r.text : null, finish_reason: r.finishReason, prefill_tok_s: r.prefillTokensPerSecond, decode_tok_s: r.decodeTokensPerSecond, ep: model.ep, seed: r.seed })}\n`);
+          io.out(
+            `${JSON.stringify({ output_ids: r.outputIds, text: text ? r.text : null, finish_reason: r.finishReason, prefill_tok_s: r.prefillTokensPerSecond, decode_tok_s: r.decodeTokensPerSecond, ep: model.ep, seed: r.seed })}\n`,
+          );
         } else {
           io.out('\n');
           io.out(`${renderStats(r, model.ep)}\n`);
@@ -110,8 +122,24 @@ export function registerGenerate(program: Command, io: CliIO): void {
     .option('--stop-ids <list>', 'stop token ids, e.g. 0,2', idList, [] as number[])
     .option('--prefill-window <N>', 'prefill long prompts in windows of N tokens', intFlag(1))
     .option('--ep <list>', `execution providers to try in order (${EP_NAMES.join(', ')})`, listFlag(EP_NAMES), ['cpu'] as EpName[])
-    .addOption(program.createOption('--memory <policy>', "CPU host memory: 'fast' (prepacked GEMM weights, activation arena) or 'lean' (weights read in place from the mapped file, no arena: ≈ weights + a fixed overhead, slower prefill)").choices(['fast', 'lean']).default('fast'))
-    .addOption(program.createOption('--backend <name>', "ONNX Runtime binding: 'node' (onnxruntime-node) or 'capi' (its C API through koffi; falls back to node with a note)").choices(BACKEND_NAMES).default('node'))
+    .addOption(
+      program
+        .createOption(
+          '--memory <policy>',
+          "CPU host memory: 'fast' (prepacked GEMM weights, activation arena) or 'lean' (weights read in place from the mapped file, no arena: ≈ weights + a fixed overhead, slower prefill)",
+        )
+        .choices(['fast', 'lean'])
+        .default('fast'),
+    )
+    .addOption(
+      program
+        .createOption(
+          '--backend <name>',
+          "ONNX Runtime binding: 'node' (onnxruntime-node) or 'capi' (its C API through koffi; falls back to node with a note)",
+        )
+        .choices(BACKEND_NAMES)
+        .default('node'),
+    )
     .option('--json', 'print one JSON object: output_ids, text, prefill_tok_s, decode_tok_s')
     .action(async (modelDir: string, flags: GenerateFlags) => {
       await runGenerate(modelDir, flags, io);

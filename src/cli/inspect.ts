@@ -73,13 +73,21 @@ export function renderInspect(r: InspectReport): string {
   const lines: string[] = [];
   const head: string[][] = [
     ['model', m.path],
-    ['producer', `${m.producerName || '?'} ${m.producerVersion}`.trim() + `, IR ${m.irVersion}`],
-    ['opsets', Object.entries(m.opsetImports).map(([d, v]) => `${domainName(d)} ${v}`).join(', ')],
+    ['producer', `${`${m.producerName || '?'} ${m.producerVersion}`.trim()}, IR ${m.irVersion}`],
+    [
+      'opsets',
+      Object.entries(m.opsetImports)
+        .map(([d, v]) => `${domainName(d)} ${v}`)
+        .join(', '),
+    ],
   ];
   if (r.meta) {
     const c = r.meta.config;
     head.push(['source', r.meta.source]);
-    head.push(['shape', `${c.nLayer} layers · d_model ${c.dModel} · heads ${c.nHeads}×${c.headDim} · d_state ${c.dState} · groups ${c.nGroups} · vocab ${formatCount(c.vocabSize)} · chunk ${c.chunkSize}`]);
+    head.push([
+      'shape',
+      `${c.nLayer} layers · d_model ${c.dModel} · heads ${c.nHeads}×${c.headDim} · d_state ${c.dState} · groups ${c.nGroups} · vocab ${formatCount(c.vocabSize)} · chunk ${c.chunkSize}`,
+    ]);
     head.push(['ssd', `${r.meta.ssdForm}, weights ${r.meta.weightDType}, one-token path: ${r.meta.singleStep}`]);
   }
   lines.push(table(head));
@@ -87,7 +95,14 @@ export function renderInspect(r: InspectReport): string {
   lines.push('', 'outputs', table(collapseLayers(ioRows(m.outputs, r.meta, 'outputs')), { indent: '  ' }));
   const ops = Object.entries(m.opCounts).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const nodes = ops.reduce((s, [, n]) => s + n, 0);
-  lines.push('', `ops (${formatCount(nodes)} nodes, subgraphs included)`, table(ops.map(([k, n]) => [opName(k), formatCount(n)]), { right: [1], indent: '  ' }));
+  lines.push(
+    '',
+    `ops (${formatCount(nodes)} nodes, subgraphs included)`,
+    table(
+      ops.map(([k, n]) => [opName(k), formatCount(n)]),
+      { right: [1], indent: '  ' },
+    ),
+  );
   for (const [fn, counts] of Object.entries(m.functionOpCounts)) {
     const body = Object.entries(counts).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
     lines.push(`  function ${fn}: ${body.map(([k, n]) => `${opName(k)}×${n}`).join(', ')}`);
@@ -98,6 +113,10 @@ export function renderInspect(r: InspectReport): string {
     `parameters  ${formatCount(i.parameters)} in ${formatCount(i.count)} initializers (${formatBytes(i.bytes)}: ${formatBytes(i.inlineBytes)} inline, ${formatBytes(i.externalBytes)} external)`,
   );
   const total = r.files.reduce((s, f) => s + f.bytes, 0);
-  lines.push('', 'files', table([...r.files.map((f) => [f.name, formatBytes(f.bytes)]), ['total', formatBytes(total)]], { right: [1], indent: '  ' }));
+  lines.push(
+    '',
+    'files',
+    table([...r.files.map((f) => [f.name, formatBytes(f.bytes)]), ['total', formatBytes(total)]], { right: [1], indent: '  ' }),
+  );
   return `${lines.join('\n')}\n`;
 }

@@ -21,7 +21,14 @@ import { registerBench } from './bench.js';
 
 export type Registrar = (program: Command, io: CliIO) => void;
 
-export const COMMANDS: readonly Registrar[] = [registerExport, registerInspect, registerVerify, registerGenerate, registerBench, registerServe];
+export const COMMANDS: readonly Registrar[] = [
+  registerExport,
+  registerInspect,
+  registerVerify,
+  registerGenerate,
+  registerBench,
+  registerServe,
+];
 
 export function createProgram(io: CliIO, commands: readonly Registrar[] = COMMANDS): Command {
   const program = new Command('mamba2-onnx')

@@ -45,7 +45,9 @@ export async function locateModel(arg: string, what: string): Promise<ModelLocat
     dir = dirname(path);
     modelPath = path;
   } else {
-    throw new Error(`${what}: expected a model directory or an .onnx file, got '${arg}' (${k === 'missing' ? 'not found' : 'not a file or directory'})`);
+    throw new Error(
+      `${what}: expected a model directory or an .onnx file, got '${arg}' (${k === 'missing' ? 'not found' : 'not a file or directory'})`,
+    );
   }
   const metaPath = join(dir, META_FILE);
   return (await kind(metaPath)) === 'file' ? { dir, modelPath, metaPath } : { dir, modelPath };

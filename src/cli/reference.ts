@@ -50,7 +50,8 @@ function idMatrix(path: string, field: string, v: unknown): number[][] {
   if (!Array.isArray(v) || v.length === 0) throw new ReferenceFormatError(path, field, 'a non-empty list of token-id rows', v);
   let len = -1;
   v.forEach((row: unknown, r) => {
-    if (!Array.isArray(row) || row.length === 0) throw new ReferenceFormatError(path, `${field}[${r}]`, 'a non-empty list of token ids', row);
+    if (!Array.isArray(row) || row.length === 0)
+      throw new ReferenceFormatError(path, `${field}[${r}]`, 'a non-empty list of token ids', row);
     if (len !== -1 && row.length !== len) throw new ReferenceFormatError(path, `${field}[${r}]`, `a row of length ${len} like row 0`, row);
     len = row.length;
     row.forEach((id: unknown, t) => {
@@ -64,14 +65,16 @@ function logitsTensor(path: string, field: string, v: unknown, batch: number, le
   if (!Array.isArray(v) || v.length !== batch) throw new ReferenceFormatError(path, field, `${batch} rows (the batch of input_ids)`, v);
   let vocab = -1;
   v.forEach((row: unknown, b) => {
-    if (!Array.isArray(row) || row.length !== len) throw new ReferenceFormatError(path, `${field}[${b}]`, `${len} positions (the length of input_ids)`, row);
+    if (!Array.isArray(row) || row.length !== len)
+      throw new ReferenceFormatError(path, `${field}[${b}]`, `${len} positions (the length of input_ids)`, row);
     row.forEach((pos: unknown, t) => {
       const f = `${field}[${b}][${t}]`;
       if (!Array.isArray(pos) || pos.length === 0) throw new ReferenceFormatError(path, f, 'a non-empty list of logits', pos);
       if (vocab !== -1 && pos.length !== vocab) throw new ReferenceFormatError(path, f, `${vocab} logits like ${field}[0][0]`, pos);
       vocab = pos.length;
       for (let i = 0; i < pos.length; i++) {
-        if (typeof pos[i] !== 'number' || !Number.isFinite(pos[i])) throw new ReferenceFormatError(path, `${f}[${i}]`, 'a finite number', pos[i]);
+        if (typeof pos[i] !== 'number' || !Number.isFinite(pos[i]))
+          throw new ReferenceFormatError(path, `${f}[${i}]`, 'a finite number', pos[i]);
       }
     });
   });
@@ -97,20 +100,29 @@ export function parseReference(raw: unknown, path: string): Reference {
     if (!isObj(g)) throw new ReferenceFormatError(path, 'greedy', 'an object { input_ids, output_ids, eos_token_id }', g);
     const inputIds = idMatrix(path, 'greedy.input_ids', g.input_ids);
     const outputIds = idMatrix(path, 'greedy.output_ids', g.output_ids);
-    if (outputIds.length !== inputIds.length) throw new ReferenceFormatError(path, 'greedy.output_ids', `${inputIds.length} rows like input_ids`, outputIds);
+    if (outputIds.length !== inputIds.length)
+      throw new ReferenceFormatError(path, 'greedy.output_ids', `${inputIds.length} rows like input_ids`, outputIds);
     inputIds.forEach((prompt, r) => {
       const out = outputIds[r]!;
       if (out.length <= prompt.length || prompt.some((id, t) => out[t] !== id)) {
-        throw new ReferenceFormatError(path, `greedy.output_ids[${r}]`, `the prompt input_ids[${r}] followed by at least one new token`, out);
+        throw new ReferenceFormatError(
+          path,
+          `greedy.output_ids[${r}]`,
+          `the prompt input_ids[${r}] followed by at least one new token`,
+          out,
+        );
       }
     });
     const eos = g.eos_token_id;
-    if (eos !== undefined && eos !== null && !isId(eos)) throw new ReferenceFormatError(path, 'greedy.eos_token_id', 'a token id or null', eos);
+    if (eos !== undefined && eos !== null && !isId(eos))
+      throw new ReferenceFormatError(path, 'greedy.eos_token_id', 'a token id or null', eos);
     const real = g.real_vocab_size;
-    if (real !== undefined && real !== null && !(isId(real) && real > 0)) throw new ReferenceFormatError(path, 'greedy.real_vocab_size', 'a positive integer or absent', real);
+    if (real !== undefined && real !== null && !(isId(real) && real > 0))
+      throw new ReferenceFormatError(path, 'greedy.real_vocab_size', 'a positive integer or absent', real);
     greedy = { inputIds, outputIds, ...(isId(eos) ? { eosTokenId: eos } : {}), ...(isId(real) ? { realVocabSize: real } : {}) };
   }
-  if (cases.length === 0 && greedy === undefined) throw new ReferenceFormatError(path, 'cases', 'at least one case or a greedy entry', raw.cases);
+  if (cases.length === 0 && greedy === undefined)
+    throw new ReferenceFormatError(path, 'cases', 'at least one case or a greedy entry', raw.cases);
   return { path, cases, greedy };
 }
 

@@ -29,7 +29,20 @@ describe('flag parsers', () => {
 });
 
 describe('reference parsing', () => {
-  const good = { cases: [{ input_ids: [[1, 2]], logits: [[[0, 1, 2], [1, 2, 3]]] }], greedy: { input_ids: [[1]], output_ids: [[1, 4, 5]], eos_token_id: 2 } };
+  const good = {
+    cases: [
+      {
+        input_ids: [[1, 2]],
+        logits: [
+          [
+            [0, 1, 2],
+            [1, 2, 3],
+          ],
+        ],
+      },
+    ],
+    greedy: { input_ids: [[1]], output_ids: [[1, 4, 5]], eos_token_id: 2 },
+  };
 
   it('reads the fixture format', () => {
     const r = parseReference(good, 'ref.json');
@@ -55,9 +68,23 @@ describe('verify arithmetic', () => {
   it('maxAbsDiff compares the reference vocab only, reports where, and flags NaN', () => {
     // model [1, 2, 4] (vocab padded to 4), reference vocab 3
     const a = new Float32Array([0, 1, 2, 99, 1, 2, 3.5, 99]);
-    expect(maxAbsDiff(a, 4, [[[0, 1, 2], [1, 2, 3]]])).toEqual({ maxAbsDiff: 0.5, at: [0, 1, 2] });
+    expect(
+      maxAbsDiff(a, 4, [
+        [
+          [0, 1, 2],
+          [1, 2, 3],
+        ],
+      ]),
+    ).toEqual({ maxAbsDiff: 0.5, at: [0, 1, 2] });
     a[1] = NaN;
-    expect(maxAbsDiff(a, 4, [[[0, 1, 2], [1, 2, 3]]]).maxAbsDiff).toBeNaN();
+    expect(
+      maxAbsDiff(a, 4, [
+        [
+          [0, 1, 2],
+          [1, 2, 3],
+        ],
+      ]).maxAbsDiff,
+    ).toBeNaN();
   });
 
   it('argmax skips EOS and padded vocab rows; the first index wins ties', () => {
@@ -86,11 +113,14 @@ describe('errors and output', () => {
     const err: string[] = [];
     const io: CliIO = { out: (s) => out.push(s), err: (s) => err.push(s), errIsTTY: false, setExitCode: () => {} };
     const hello: Registrar = (program, cio) => {
-      program.command('hello').argument('<n>').action((n: string) => {
-        if (n === 'boom') throw new TypeError('deep\ninside');
-        cio.out(`hi ${n}\n`);
-        cio.setExitCode(n === 'fail' ? 1 : 0);
-      });
+      program
+        .command('hello')
+        .argument('<n>')
+        .action((n: string) => {
+          if (n === 'boom') throw new TypeError('deep\ninside');
+          cio.out(`hi ${n}\n`);
+          cio.setExitCode(n === 'fail' ? 1 : 0);
+        });
     };
     expect(await main(['hello', 'you'], io, [hello])).toBe(0);
     expect(out).toEqual(['hi you\n']);
@@ -103,6 +133,14 @@ describe('errors and output', () => {
   it('formats sizes and tables', () => {
     expect(formatBytes(512)).toBe('512 B');
     expect(formatBytes(1536)).toBe('1.50 KiB');
-    expect(table([['a', '1'], ['bbb', '22']], { right: [1] })).toBe('a     1\nbbb  22');
+    expect(
+      table(
+        [
+          ['a', '1'],
+          ['bbb', '22'],
+        ],
+        { right: [1] },
+      ),
+    ).toBe('a     1\nbbb  22');
   });
 });

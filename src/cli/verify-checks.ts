@@ -72,7 +72,9 @@ export function maxAbsDiff(a: Float32Array, v: number, ref: readonly (readonly (
 
 /** [B, L, V] row-major → nested [B][L][V] arrays (for comparing two model outputs). */
 function nest(a: Float32Array, b: number, l: number, v: number): number[][][] {
-  return Array.from({ length: b }, (_x, i) => Array.from({ length: l }, (_y, t) => Array.from(a.subarray((i * l + t) * v, (i * l + t + 1) * v))));
+  return Array.from({ length: b }, (_x, i) =>
+    Array.from({ length: l }, (_y, t) => Array.from(a.subarray((i * l + t) * v, (i * l + t + 1) * v))),
+  );
 }
 
 /**
@@ -82,7 +84,9 @@ function nest(a: Float32Array, b: number, l: number, v: number): number[][][] {
  * shapes, before anything is compared (comparing the common columns would report a large |Δ|).
  */
 export function checkReferenceVocab(ref: Pick<Reference, 'cases' | 'greedy'>, model: { vocabSize: number; realVocabSize: number }): void {
-  const reals = [model.realVocabSize, ...(ref.greedy?.realVocabSize !== undefined ? [ref.greedy.realVocabSize] : [])].filter((r) => r < model.vocabSize);
+  const reals = [model.realVocabSize, ...(ref.greedy?.realVocabSize !== undefined ? [ref.greedy.realVocabSize] : [])].filter(
+    (r) => r < model.vocabSize,
+  );
   const allowed = new Set([model.vocabSize, ...reals]);
   for (const [index, c] of ref.cases.entries()) {
     const batch = c.inputIds.length;
@@ -130,8 +134,14 @@ export async function checkSplit(model: Mamba2Model, cases: readonly ReferenceCa
   const cut = Math.floor(len / 2);
   const zero = model.zeroState(batch);
   const one = await model.forward(c.inputIds, zero);
-  const first = await model.forward(c.inputIds.map((r) => r.slice(0, cut)), zero);
-  const second = await model.forward(c.inputIds.map((r) => r.slice(cut)), first.state);
+  const first = await model.forward(
+    c.inputIds.map((r) => r.slice(0, cut)),
+    zero,
+  );
+  const second = await model.forward(
+    c.inputIds.map((r) => r.slice(cut)),
+    first.state,
+  );
   const v = one.logits.dims[2];
   const joined = new Float32Array(batch * len * v);
   for (let b = 0; b < batch; b++) {

@@ -13,7 +13,16 @@ import { floatFlag, intFlag, listFlag } from './flags.js';
 import { formatDelta, table } from './format.js';
 import { locateModel, readModelMeta } from './model-dir.js';
 import { readReference } from './reference.js';
-import { checkCases, checkGreedy, checkReferenceVocab, checkSplit, type CaseResult, type GreedyResult, type MaxDiff, type SplitResult } from './verify-checks.js';
+import {
+  checkCases,
+  checkGreedy,
+  checkReferenceVocab,
+  checkSplit,
+  type CaseResult,
+  type GreedyResult,
+  type MaxDiff,
+  type SplitResult,
+} from './verify-checks.js';
 
 export interface VerifyReport {
   ok: boolean;
@@ -38,7 +47,8 @@ export interface VerifyOptions {
 
 export async function verifyModel(modelArg: string, opts: VerifyOptions): Promise<VerifyReport> {
   const loc = await locateModel(modelArg, 'model-dir');
-  if (loc.metaPath === undefined) throw new Error(`model-dir: expected mamba2-onnx.json beside '${loc.modelPath}' (verify needs the model's io table)`);
+  if (loc.metaPath === undefined)
+    throw new Error(`model-dir: expected mamba2-onnx.json beside '${loc.modelPath}' (verify needs the model's io table)`);
   const meta = await readModelMeta(loc.metaPath);
   const ref = await readReference(resolve(opts.reference));
   checkReferenceVocab(ref, meta.config); // before loading the model: a reference of another vocabulary is an error, not a large |Δ|
@@ -51,12 +61,26 @@ export async function verifyModel(modelArg: string, opts: VerifyOptions): Promis
     const tol = formatDelta(opts.tolerance);
     for (const c of cases) if (!c.ok) failures.push(`case ${c.index + 1}: max |Δ logits| ${formatDelta(c.maxAbsDiff)} > ${tol}`);
     if (split && !split.ok) {
-      failures.push(`split prefill: max |Δ| ${formatDelta(split.vsOneCall.maxAbsDiff)} vs one call, ${formatDelta(split.vsReference.maxAbsDiff)} vs reference (tolerance ${tol})`);
+      failures.push(
+        `split prefill: max |Δ| ${formatDelta(split.vsOneCall.maxAbsDiff)} vs one call, ${formatDelta(split.vsReference.maxAbsDiff)} vs reference (tolerance ${tol})`,
+      );
     }
     for (const g of greedy) {
-      if (!g.ok) failures.push(`greedy row ${g.row}: new token ${g.matched + 1} expected ${g.expected[g.matched]}, got ${g.got[g.matched]}`);
+      if (!g.ok)
+        failures.push(`greedy row ${g.row}: new token ${g.matched + 1} expected ${g.expected[g.matched]}, got ${g.got[g.matched]}`);
     }
-    return { ok: failures.length === 0, model: loc.dir, reference: ref.path, ep: model.ep, fallbacks: [...model.fallbacks], tolerance: opts.tolerance, cases, split, greedy, failures };
+    return {
+      ok: failures.length === 0,
+      model: loc.dir,
+      reference: ref.path,
+      ep: model.ep,
+      fallbacks: [...model.fallbacks],
+      tolerance: opts.tolerance,
+      cases,
+      split,
+      greedy,
+      failures,
+    };
   } finally {
     await model.release();
   }
@@ -68,7 +92,13 @@ const verdict = (ok: boolean): string => (ok ? 'ok' : 'FAIL');
 export function renderVerify(r: VerifyReport): string {
   const lines = [`verify ${r.model} against ${r.reference} (ep ${r.ep}, tolerance ${formatDelta(r.tolerance)})`];
   for (const f of r.fallbacks) lines.push(`  note: ep ${f.ep} not used: ${f.reason}`);
-  const rows = r.cases.map((c) => [`case ${c.index + 1}`, `[${c.batch}×${c.length}]`, `max |Δ logits| ${formatDelta(c.maxAbsDiff)}`, where(c), verdict(c.ok)]);
+  const rows = r.cases.map((c) => [
+    `case ${c.index + 1}`,
+    `[${c.batch}×${c.length}]`,
+    `max |Δ logits| ${formatDelta(c.maxAbsDiff)}`,
+    where(c),
+    verdict(c.ok),
+  ]);
   if (r.split) {
     const s = r.split;
     rows.push([
@@ -80,11 +110,21 @@ export function renderVerify(r: VerifyReport): string {
     ]);
   }
   for (const g of r.greedy) {
-    rows.push([`greedy row ${g.row}`, `${g.promptLength} + ${g.newTokens} tokens`, `${g.matched}/${g.newTokens} identical`, '', verdict(g.ok)]);
+    rows.push([
+      `greedy row ${g.row}`,
+      `${g.promptLength} + ${g.newTokens} tokens`,
+      `${g.matched}/${g.newTokens} identical`,
+      '',
+      verdict(g.ok),
+    ]);
   }
   lines.push(table(rows, { indent: '  ' }));
   for (const g of r.greedy) {
-    if (!g.ok) lines.push(`  greedy row ${g.row}: expected ${g.expected.join(' ')}`, `  ${' '.repeat(`greedy row ${g.row}: `.length - 2)}got      ${g.got.join(' ')}`);
+    if (!g.ok)
+      lines.push(
+        `  greedy row ${g.row}: expected ${g.expected.join(' ')}`,
+        `  ${' '.repeat(`greedy row ${g.row}: `.length - 2)}got      ${g.got.join(' ')}`,
+      );
   }
   lines.push(r.ok ? 'PASS' : `FAIL: ${r.failures.join('; ')}`);
   return `${lines.join('\n')}\n`;
@@ -97,8 +137,22 @@ export function comparePrompts(vocab: number, count = 3, length = 12): number[][
 
 export function renderCompare(model: string, against: string, r: CompareReport): string {
   const e = (x: number) => x.toExponential(2);
-  const rows = r.prompts.map((p, i) => [`prompt ${i + 1}`, `${p.promptLength} tok`, `max |Δ| ${e(p.maxAbsDiff)}`, `mean |Δ| ${e(p.meanAbsDiff)}`, `KL ${e(p.meanKL)}`, `greedy ${p.agree}/${p.steps}`]);
-  rows.push(['all', `${r.positions} pos`, `max |Δ| ${e(r.maxAbsDiff)}`, `mean |Δ| ${e(r.meanAbsDiff)}`, `KL ${e(r.meanKL)} (max ${e(r.maxKL)})`, `greedy ${r.agree}/${r.steps} (${(100 * r.agreement).toFixed(1)} %)`]);
+  const rows = r.prompts.map((p, i) => [
+    `prompt ${i + 1}`,
+    `${p.promptLength} tok`,
+    `max |Δ| ${e(p.maxAbsDiff)}`,
+    `mean |Δ| ${e(p.meanAbsDiff)}`,
+    `KL ${e(p.meanKL)}`,
+    `greedy ${p.agree}/${p.steps}`,
+  ]);
+  rows.push([
+    'all',
+    `${r.positions} pos`,
+    `max |Δ| ${e(r.maxAbsDiff)}`,
+    `mean |Δ| ${e(r.meanAbsDiff)}`,
+    `KL ${e(r.meanKL)} (max ${e(r.maxKL)})`,
+    `greedy ${r.agree}/${r.steps} (${(100 * r.agreement).toFixed(1)} %)`,
+  ]);
   return `compare ${model} (ep ${r.ep}) against ${against} (ep ${r.referenceEp})\n${table(rows, { indent: '  ' })}\n`;
 }
 
@@ -115,7 +169,9 @@ interface VerifyFlags {
 export function registerVerify(program: Command, io: CliIO): void {
   program
     .command('verify')
-    .description('check an exported model against reference logits (--reference: per case max |Δ|, a split prefill, greedy ids) or against another export (--against: |Δ logits|, KL, greedy agreement)')
+    .description(
+      'check an exported model against reference logits (--reference: per case max |Δ|, a split prefill, greedy ids) or against another export (--against: |Δ logits|, KL, greedy agreement)',
+    )
     .argument('<model-dir>', 'exported model directory (model.onnx + mamba2-onnx.json)')
     .option('-r, --reference <file>', 'reference.json: { cases: [{ input_ids, logits }], greedy: { input_ids, output_ids, eos_token_id } }')
     .option('--against <model-dir>', 'a reference export of the same model (e.g. the fp32 export of a quantized one)')
@@ -125,11 +181,17 @@ export function registerVerify(program: Command, io: CliIO): void {
     .option('--ep <list>', `execution providers to try in order (${EP_NAMES.join(', ')})`, listFlag(EP_NAMES), ['cpu'] as EpName[])
     .option('--json', 'print the report as JSON')
     .action(async (modelDir: string, flags: VerifyFlags) => {
-      if ((flags.reference === undefined) === (flags.against === undefined)) throw new UsageError('give exactly one of --reference or --against', 'verify');
-      const json = (v: unknown) => `${JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2)}\n`;
+      if ((flags.reference === undefined) === (flags.against === undefined))
+        throw new UsageError('give exactly one of --reference or --against', 'verify');
+      const json = (v: unknown) =>
+        `${JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2)}\n`;
       if (flags.against !== undefined) {
         const meta = await readModelMeta((await locateModel(flags.against, '--against')).metaPath ?? '');
-        const r = await compareModels(modelDir, flags.against, { prompts: comparePrompts(meta.config.realVocabSize), steps: flags.steps, ep: flags.ep.join(',') });
+        const r = await compareModels(modelDir, flags.against, {
+          prompts: comparePrompts(meta.config.realVocabSize),
+          steps: flags.steps,
+          ep: flags.ep.join(','),
+        });
         io.out(flags.json ? json(r) : renderCompare(modelDir, flags.against, r));
         if (flags.minAgreement !== undefined && r.agreement < flags.minAgreement) {
           io.out(`FAIL: greedy agreement ${(100 * r.agreement).toFixed(1)} % < ${(100 * flags.minAgreement).toFixed(1)} %\n`);

@@ -79,7 +79,13 @@ function qkvConv(ctx: Ctx, a: AttentionConfig, x: Value, past: Value, w: Value, 
   });
 }
 
-type Projector<K extends AttentionWeights['layout']> = (ctx: Ctx, a: AttentionConfig, w: Extract<AttentionWeights, { layout: K }>, u: Value, past: KvState) => Projected;
+type Projector<K extends AttentionWeights['layout']> = (
+  ctx: Ctx,
+  a: AttentionConfig,
+  w: Extract<AttentionWeights, { layout: K }>,
+  u: Value,
+  past: KvState,
+) => Projected;
 
 const PROJECTORS: { [K in AttentionWeights['layout']]: Projector<K> } = {
   /** Bamba: q_proj, k_proj, v_proj. */

@@ -98,7 +98,13 @@ export function linear(ctx: Ctx, name: string, x: Value, w: LinearWeight, bias?:
   const { g } = ctx;
   return g.scope(name, () => {
     if (w.kind === 'nbits') {
-      const y = MatMulNBits(g, x, w.b, w.scales, w.zeroPoints, undefined, { K: w.K, N: w.N, bits: w.bits, blockSize: w.blockSize, accuracyLevel: w.accuracyLevel }); // [...,N]
+      const y = MatMulNBits(g, x, w.b, w.scales, w.zeroPoints, undefined, {
+        K: w.K,
+        N: w.N,
+        bits: w.bits,
+        blockSize: w.blockSize,
+        accuracyLevel: w.accuracyLevel,
+      }); // [...,N]
       return bias ? op.Add(g, y, bias) : y;
     }
     const W = w.w;
@@ -106,7 +112,8 @@ export function linear(ctx: Ctx, name: string, x: Value, w: LinearWeight, bias?:
     const fused = W.dtype === 'float32' ? bias : undefined;
     const xs = castTo(g, x, W.dtype);
     let y: Value;
-    if (x.rank === 2) y = op.Gemm(g, xs, W, fused, { transB: true }); // [B,Dout]
+    if (x.rank === 2)
+      y = op.Gemm(g, xs, W, fused, { transB: true }); // [B,Dout]
     else {
       const din = x.shape[x.rank - 1]!;
       const x2 = op.Reshape(g, xs, ['BL', din]); // [B·L,Din]
@@ -187,9 +194,12 @@ export function gatedRmsNorm(ctx: Ctx, y: Value, z: Value, w: Value): Value {
     const lead: Dim[] = [...gated.shape.slice(0, -1)];
     const width = c.dSsm;
     const per = width / c.nGroups;
-    if (c.nGroups === 1) return fused ? op.SimplifiedLayerNormalization(g, gated, w, c.normEps) : op.Mul(g, rmsNormalize(g, gated, c.normEps), w); // [...,DI]
+    if (c.nGroups === 1)
+      return fused ? op.SimplifiedLayerNormalization(g, gated, w, c.normEps) : op.Mul(g, rmsNormalize(g, gated, c.normEps), w); // [...,DI]
     const grouped = op.Reshape(g, gated, [...lead, c.nGroups, per]); // [...,G,DI/G]
-    const normed = fused ? op.SimplifiedLayerNormalization(g, grouped, g.constant('float32', [per], new Float32Array(per).fill(1)), c.normEps) : rmsNormalize(g, grouped, c.normEps); // [...,G,DI/G]
+    const normed = fused
+      ? op.SimplifiedLayerNormalization(g, grouped, g.constant('float32', [per], new Float32Array(per).fill(1)), c.normEps)
+      : rmsNormalize(g, grouped, c.normEps); // [...,G,DI/G]
     return op.Mul(g, op.Reshape(g, normed, [...lead, width]), w); // [...,DI]
   });
 }

@@ -46,12 +46,30 @@ export interface AddedToken {
 export function byteLevelJson(vocab: Record<string, number>, merges: readonly string[] = [], added: readonly AddedToken[] = []): object {
   return {
     version: '1.0',
-    added_tokens: added.map((t) => ({ id: t.id, content: t.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: added.map((t) => ({
+      id: t.id,
+      content: t.content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: null,
     pre_tokenizer: BYTE_LEVEL,
     post_processor: BYTE_LEVEL,
     decoder: BYTE_LEVEL,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: [...merges] },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: [...merges],
+    },
   };
 }
 

@@ -36,7 +36,8 @@ async function generationEos(dir: string, vocabSize: number): Promise<number | u
   } catch (e) {
     throw new ConfigError(file, '', `cannot read the generation config: ${(e as Error).message}`);
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(file, '', `expected a JSON object, got ${show(raw)}`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ConfigError(file, '', `expected a JSON object, got ${show(raw)}`);
   let v = (raw as Record<string, unknown>).eos_token_id;
   if (Array.isArray(v)) v = v[0];
   if (v === undefined || v === null) return undefined;
@@ -51,9 +52,17 @@ async function tokenizerEos(dir: string): Promise<number | undefined> {
   try {
     const cfg = JSON.parse(await readFile(join(dir, TOKENIZER_CONFIG_FILE), 'utf8')) as { eos_token?: unknown };
     const e = cfg.eos_token;
-    const text = typeof e === 'string' ? e : e && typeof e === 'object' && typeof (e as { content?: unknown }).content === 'string' ? (e as { content: string }).content : undefined;
+    const text =
+      typeof e === 'string'
+        ? e
+        : e && typeof e === 'object' && typeof (e as { content?: unknown }).content === 'string'
+          ? (e as { content: string }).content
+          : undefined;
     if (text === undefined) return undefined;
-    const tok = JSON.parse(await readFile(join(dir, TOKENIZER_FILE), 'utf8')) as { added_tokens?: { id?: unknown; content?: unknown }[]; model?: { vocab?: unknown } };
+    const tok = JSON.parse(await readFile(join(dir, TOKENIZER_FILE), 'utf8')) as {
+      added_tokens?: { id?: unknown; content?: unknown }[];
+      model?: { vocab?: unknown };
+    };
     const added = tok.added_tokens?.find((t) => t.content === text)?.id;
     if (typeof added === 'number') return added;
     const vocab = tok.model?.vocab;

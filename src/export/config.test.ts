@@ -5,14 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { expectConfigError } from '../../test/helpers/errors.js';
-import {
-  detectConfigFormat,
-  hfConfigToMamba2,
-  loadConfig,
-  makeConfig,
-  mambaSsmConfigToMamba2,
-  parseConfigText,
-} from './config.js';
+import { detectConfigFormat, hfConfigToMamba2, loadConfig, makeConfig, mambaSsmConfigToMamba2, parseConfigText } from './config.js';
 import type { Mamba2Config } from '../package/config.js';
 
 const FIXTURES = process.env.MAMBA2_FIXTURES ?? fileURLToPath(new URL('../../../shared/fixtures', import.meta.url));
@@ -20,11 +13,26 @@ const HAVE_FIXTURES = existsSync(FIXTURES);
 const skipNote = HAVE_FIXTURES ? '' : ` (skipped: no fixtures at ${FIXTURES})`;
 
 const hf = (over: Record<string, unknown> = {}): Mamba2Config =>
-  hfConfigToMamba2({ model_type: 'mamba2', hidden_size: 64, num_hidden_layers: 2, vocab_size: 128, state_size: 16,
-    head_dim: 16, num_heads: 8, n_groups: 2, chunk_size: 16, ...over }, 'hf.json');
+  hfConfigToMamba2(
+    {
+      model_type: 'mamba2',
+      hidden_size: 64,
+      num_hidden_layers: 2,
+      vocab_size: 128,
+      state_size: 16,
+      head_dim: 16,
+      num_heads: 8,
+      n_groups: 2,
+      chunk_size: 16,
+      ...over,
+    },
+    'hf.json',
+  );
 const ssm = (over: Record<string, unknown> = {}, ssmCfg: Record<string, unknown> = {}): Mamba2Config =>
-  mambaSsmConfigToMamba2({ d_model: 768, n_layer: 24, vocab_size: 50277, pad_vocab_size_multiple: 16,
-    ssm_cfg: { layer: 'Mamba2', ...ssmCfg }, ...over }, 'ssm.json');
+  mambaSsmConfigToMamba2(
+    { d_model: 768, n_layer: 24, vocab_size: 50277, pad_vocab_size_multiple: 16, ssm_cfg: { layer: 'Mamba2', ...ssmCfg }, ...over },
+    'ssm.json',
+  );
 
 describe('parseConfigText', () => {
   it('reads bare Infinity, -Infinity and NaN outside strings', () => {
@@ -52,10 +60,34 @@ describe('hfConfigToMamba2', () => {
   it('maps keys and derives sizes', () => {
     const c = hf({ bos_token_id: 0, eos_token_id: [2, 3], pad_token_id: 1, time_step_limit: [0.0, Infinity] });
     expect(c).toMatchObject({
-      format: 'hf', dModel: 64, nLayer: 2, vocabSize: 128, realVocabSize: 128, dState: 16, dConv: 4, expand: 2,
-      headDim: 16, nHeads: 8, nGroups: 2, chunkSize: 16, dInner: 128, dSsm: 128, dMlp: 0, convDim: 128 + 64,
-      dInProj: 2 * 128 + 64 + 8, dtLimit: [0, Infinity], tieEmbeddings: false, normBeforeGate: false, bias: false,
-      convBias: true, rmsNorm: true, normEps: 1e-5, residualInFp32: true, bosTokenId: 0, eosTokenId: 2, padTokenId: 1,
+      format: 'hf',
+      dModel: 64,
+      nLayer: 2,
+      vocabSize: 128,
+      realVocabSize: 128,
+      dState: 16,
+      dConv: 4,
+      expand: 2,
+      headDim: 16,
+      nHeads: 8,
+      nGroups: 2,
+      chunkSize: 16,
+      dInner: 128,
+      dSsm: 128,
+      dMlp: 0,
+      convDim: 128 + 64,
+      dInProj: 2 * 128 + 64 + 8,
+      dtLimit: [0, Infinity],
+      tieEmbeddings: false,
+      normBeforeGate: false,
+      bias: false,
+      convBias: true,
+      rmsNorm: true,
+      normEps: 1e-5,
+      residualInFp32: true,
+      bosTokenId: 0,
+      eosTokenId: 2,
+      padTokenId: 1,
     });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.dtLimit)).toBe(true);
@@ -63,8 +95,20 @@ describe('hfConfigToMamba2', () => {
 
   it('applies transformers defaults: Codestral sizes, untied, num_heads 128', () => {
     const c = hfConfigToMamba2({ model_type: 'mamba2' }, 'min.json');
-    expect(c).toMatchObject({ dModel: 4096, nLayer: 64, vocabSize: 32768, nHeads: 128, nGroups: 8, headDim: 64,
-      dState: 128, chunkSize: 256, tieEmbeddings: false, bosTokenId: 0, eosTokenId: 2, padTokenId: 1 });
+    expect(c).toMatchObject({
+      dModel: 4096,
+      nLayer: 64,
+      vocabSize: 32768,
+      nHeads: 128,
+      nGroups: 8,
+      headDim: 64,
+      dState: 128,
+      chunkSize: 256,
+      tieEmbeddings: false,
+      bosTokenId: 0,
+      eosTokenId: 2,
+      padTokenId: 1,
+    });
   });
 
   it('ignores norm_before_gate (HF hard-codes False, docs/model.md §6.3)', () => {
@@ -92,23 +136,71 @@ describe('mambaSsmConfigToMamba2', () => {
   it('pads the vocab up and keeps the raw count, with Mamba2 defaults and tied embeddings', () => {
     const c = ssm();
     expect(c).toMatchObject({
-      format: 'mamba_ssm', vocabSize: 50288, realVocabSize: 50277, dState: 128, dConv: 4, expand: 2, headDim: 64,
-      nGroups: 1, chunkSize: 256, dtLimit: [0, Infinity], dHasHdim: false, rmsNorm: true, normBeforeGate: false,
-      bias: false, convBias: true, tieEmbeddings: true, normEps: 1e-5, residualInFp32: true, nHeads: 24,
+      format: 'mamba_ssm',
+      vocabSize: 50288,
+      realVocabSize: 50277,
+      dState: 128,
+      dConv: 4,
+      expand: 2,
+      headDim: 64,
+      nGroups: 1,
+      chunkSize: 256,
+      dtLimit: [0, Infinity],
+      dHasHdim: false,
+      rmsNorm: true,
+      normBeforeGate: false,
+      bias: false,
+      convBias: true,
+      tieEmbeddings: true,
+      normEps: 1e-5,
+      residualInFp32: true,
+      nHeads: 24,
     });
     expect(c.bosTokenId).toBeUndefined();
     expect(ssm({ pad_vocab_size_multiple: undefined }).vocabSize).toBe(50280); // MambaConfig default multiple 8
   });
 
   it('reads every ssm_cfg key', () => {
-    const c = ssm({ tie_embeddings: false, norm_epsilon: 1e-6, residual_in_fp32: false }, {
-      d_state: 64, d_conv: 3, expand: 2, headdim: 32, ngroups: 4, chunk_size: 128, dt_limit: [0.001, 0.5],
-      D_has_hdim: true, rmsnorm: false, norm_before_gate: true, bias: true, conv_bias: false, d_ssm: 1024,
+    const c = ssm(
+      { tie_embeddings: false, norm_epsilon: 1e-6, residual_in_fp32: false },
+      {
+        d_state: 64,
+        d_conv: 3,
+        expand: 2,
+        headdim: 32,
+        ngroups: 4,
+        chunk_size: 128,
+        dt_limit: [0.001, 0.5],
+        D_has_hdim: true,
+        rmsnorm: false,
+        norm_before_gate: true,
+        bias: true,
+        conv_bias: false,
+        d_ssm: 1024,
+      },
+    );
+    expect(c).toMatchObject({
+      dState: 64,
+      dConv: 3,
+      headDim: 32,
+      nGroups: 4,
+      chunkSize: 128,
+      dtLimit: [0.001, 0.5],
+      dHasHdim: true,
+      rmsNorm: false,
+      normBeforeGate: true,
+      bias: true,
+      convBias: false,
+      dSsm: 1024,
+      dInner: 1536,
+      dMlp: 512,
+      nHeads: 32,
+      convDim: 1024 + 512,
+      dInProj: 3072 + 512 + 32,
+      tieEmbeddings: false,
+      normEps: 1e-6,
+      residualInFp32: false,
     });
-    expect(c).toMatchObject({ dState: 64, dConv: 3, headDim: 32, nGroups: 4, chunkSize: 128, dtLimit: [0.001, 0.5],
-      dHasHdim: true, rmsNorm: false, normBeforeGate: true, bias: true, convBias: false, dSsm: 1024, dInner: 1536,
-      dMlp: 512, nHeads: 32, convDim: 1024 + 512, dInProj: 3072 + 512 + 32, tieEmbeddings: false, normEps: 1e-6,
-      residualInFp32: false });
   });
 
   it('refuses Mamba-1, LayerNorm blocks (hybrids: hybrid-config.test.ts)', () => {
@@ -148,8 +240,16 @@ describe('validation', () => {
 describe('makeConfig', () => {
   it('derives every size and freezes', () => {
     const c = makeConfig({ dModel: 768, nLayer: 24, vocabSize: 50288, realVocabSize: 50277 });
-    expect(c).toMatchObject({ nHeads: 24, dInProj: 3352, convDim: 1792, dInner: 1536, dSsm: 1536, dMlp: 0,
-      tieEmbeddings: true, format: 'mamba_ssm' });
+    expect(c).toMatchObject({
+      nHeads: 24,
+      dInProj: 3352,
+      convDim: 1792,
+      dInner: 1536,
+      dSsm: 1536,
+      dMlp: 0,
+      tieEmbeddings: true,
+      format: 'mamba_ssm',
+    });
     expect(() => {
       (c as { dModel: number }).dModel = 1;
     }).toThrow(TypeError);
@@ -157,10 +257,18 @@ describe('makeConfig', () => {
   });
 
   it('validates like the parsers, naming the field', () => {
-    expectConfigError(() => makeConfig({ dModel: 64, nLayer: 1, vocabSize: 8, nHeads: 3, headDim: 16 }),
-      'makeConfig', '"nHeads"', 'expected', 'got 3');
-    expectConfigError(() => makeConfig({ dModel: 64, nLayer: 1, vocabSize: 8, realVocabSize: 9, headDim: 16 }),
-      '"realVocabSize"', 'at most the 8');
+    expectConfigError(
+      () => makeConfig({ dModel: 64, nLayer: 1, vocabSize: 8, nHeads: 3, headDim: 16 }),
+      'makeConfig',
+      '"nHeads"',
+      'expected',
+      'got 3',
+    );
+    expectConfigError(
+      () => makeConfig({ dModel: 64, nLayer: 1, vocabSize: 8, realVocabSize: 9, headDim: 16 }),
+      '"realVocabSize"',
+      'at most the 8',
+    );
   });
 });
 
@@ -168,9 +276,11 @@ describe('loadConfig', () => {
   it('reads dir/config.json and names it in errors', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mamba2-config-'));
     try {
-      await writeFile(join(dir, 'config.json'),
+      await writeFile(
+        join(dir, 'config.json'),
         '{"model_type": "mamba2", "hidden_size": 32, "num_heads": 4, "head_dim": 16, "n_groups": 1,' +
-        ' "time_step_limit": [0.0, Infinity]}');
+          ' "time_step_limit": [0.0, Infinity]}',
+      );
       const c = await loadConfig(dir, 'hf');
       expect([c.dModel, c.nHeads, c.dtLimit[1]]).toEqual([32, 4, Infinity]);
       await expect(loadConfig(dir, 'mamba_ssm')).rejects.toThrow(`${join(dir, 'config.json')}: "model_type"`);
@@ -193,10 +303,26 @@ describe(`fixture configs${skipNote}`, () => {
 
   it.skipIf(!HAVE_FIXTURES)('hf-small-g2 has the README sizes; bamba-tiny reads as a hybrid', async () => {
     const c = await loadConfig(join(FIXTURES, 'hf-small-g2', 'hf'), 'hf');
-    expect(c).toMatchObject({ dModel: 64, nLayer: 4, nHeads: 8, headDim: 16, dState: 16, nGroups: 2, chunkSize: 16,
-      vocabSize: 128, tieEmbeddings: true, eosTokenId: 2 });
+    expect(c).toMatchObject({
+      dModel: 64,
+      nLayer: 4,
+      nHeads: 8,
+      headDim: 16,
+      dState: 16,
+      nGroups: 2,
+      chunkSize: 16,
+      vocabSize: 128,
+      tieEmbeddings: true,
+      eosTokenId: 2,
+    });
     const bamba = await loadConfig(join(FIXTURES, 'bamba-tiny', 'hf'), 'hf');
-    expect(bamba).toMatchObject({ dModel: 64, nLayer: 4, nHeads: 8, headDim: 16, hybrid: { family: 'bamba', layers: ['mamba2', 'attention', 'mamba2', 'mamba2'] } });
+    expect(bamba).toMatchObject({
+      dModel: 64,
+      nLayer: 4,
+      nHeads: 8,
+      headDim: 16,
+      hybrid: { family: 'bamba', layers: ['mamba2', 'attention', 'mamba2', 'mamba2'] },
+    });
   });
 });
 

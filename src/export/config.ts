@@ -24,8 +24,12 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
 
 const FLOAT_WORDS: ReadonlyMap<string, number> = new Map([
-  ['Infinity', Infinity], ['-Infinity', -Infinity], ['NaN', NaN],
-  ['inf', Infinity], ['-inf', -Infinity], ['nan', NaN],
+  ['Infinity', Infinity],
+  ['-Infinity', -Infinity],
+  ['NaN', NaN],
+  ['inf', Infinity],
+  ['-inf', -Infinity],
+  ['nan', NaN],
 ]);
 
 /**
@@ -112,13 +116,22 @@ const MAX_DIM = 2 ** 24;
 const MAX_TENSOR_ELEMENTS = 2 ** 31;
 
 const DEFAULTS = {
-  dState: 128, dConv: 4, expand: 2, headDim: 64, nGroups: 1, chunkSize: 256,
-  dHasHdim: false, rmsNorm: true, normBeforeGate: false, bias: false, convBias: true,
-  normEps: 1e-5, residualInFp32: true,
+  dState: 128,
+  dConv: 4,
+  expand: 2,
+  headDim: 64,
+  nGroups: 1,
+  chunkSize: 256,
+  dHasHdim: false,
+  rmsNorm: true,
+  normBeforeGate: false,
+  bias: false,
+  convBias: true,
+  normEps: 1e-5,
+  residualInFp32: true,
 } as const;
 
-const show = (v: unknown): string =>
-  typeof v === 'number' ? String(v) : v === undefined ? 'nothing (missing)' : JSON.stringify(v);
+const show = (v: unknown): string => (typeof v === 'number' ? String(v) : v === undefined ? 'nothing (missing)' : JSON.stringify(v));
 
 /** Validates raw fields, derives the sizes, freezes. `names` maps fields to the file's key names. */
 function finish(raw: RawFields, file: string, names: KeyNames): Mamba2Config {
@@ -178,9 +191,10 @@ function finish(raw: RawFields, file: string, names: KeyNames): Mamba2Config {
   }
   const nHeads = dSsm / headDim;
   if (raw.nHeads !== undefined && raw.nHeads !== nHeads) {
-    const rule = dSsm === dInner
-      ? `${name('expand')}·${name('dModel')}/${name('headDim')} = ${show(expand)}·${dModel}/${headDim}`
-      : `${name('dSsm')}/${name('headDim')} = ${dSsm}/${headDim}`;
+    const rule =
+      dSsm === dInner
+        ? `${name('expand')}·${name('dModel')}/${name('headDim')} = ${show(expand)}·${dModel}/${headDim}`
+        : `${name('dSsm')}/${name('headDim')} = ${dSsm}/${headDim}`;
     fail('nHeads', `expected ${rule} = ${nHeads}, got ${show(raw.nHeads)}`);
   }
   if (nHeads % nGroups !== 0) {
@@ -204,10 +218,25 @@ function finish(raw: RawFields, file: string, names: KeyNames): Mamba2Config {
   if (dConv < 2) fail('dConv', `expected a conv width ≥ 2 (the state holds K−1 columns), got ${dConv}`);
   // every weight must fit one typed array: refuse sizes no checkpoint can have before anything is allocated
   const biggest = Math.max(vocabSize * dModel, (2 * dInner + 2 * nGroups * dState + nHeads) * dModel, dModel * dInner);
-  if (biggest > MAX_TENSOR_ELEMENTS) fail('dModel', `expected sizes whose largest weight has ≤ ${MAX_TENSOR_ELEMENTS} elements, got ${biggest}`);
+  if (biggest > MAX_TENSOR_ELEMENTS)
+    fail('dModel', `expected sizes whose largest weight has ≤ ${MAX_TENSOR_ELEMENTS} elements, got ${biggest}`);
   const config: Mamba2Config = {
-    format, dModel, nLayer, vocabSize, realVocabSize, dState, dConv, expand: expand as number, headDim, nHeads,
-    nGroups, chunkSize, dInner, dSsm, dMlp: dInner - dSsm, convDim,
+    format,
+    dModel,
+    nLayer,
+    vocabSize,
+    realVocabSize,
+    dState,
+    dConv,
+    expand: expand as number,
+    headDim,
+    nHeads,
+    nGroups,
+    chunkSize,
+    dInner,
+    dSsm,
+    dMlp: dInner - dSsm,
+    convDim,
     dInProj: 2 * dInner + 2 * nGroups * dState + nHeads,
     dtLimit: Object.freeze([lo, hi] as [number, number]),
     dHasHdim: bool('dHasHdim', DEFAULTS.dHasHdim),
@@ -252,26 +281,59 @@ function pick(obj: JsonObject, map: KeyNames, prefix = ''): { raw: RawFields; na
   return { raw, names };
 }
 
-const failIn = (file: string): Fail => (key, detail) => {
-  throw new ConfigError(file, key, detail);
-};
+const failIn =
+  (file: string): Fail =>
+  (key, detail) => {
+    throw new ConfigError(file, key, detail);
+  };
 
 const HYBRID_MODEL_TYPES = new Set(['falcon_h1', 'zamba2', 'nemotron_h', 'granitemoehybrid', 'jamba']);
 
 const HF_KEYS: KeyNames = {
-  dModel: 'hidden_size', nLayer: 'num_hidden_layers', vocabSize: 'vocab_size', dState: 'state_size',
-  dConv: 'conv_kernel', expand: 'expand', headDim: 'head_dim', nHeads: 'num_heads', nGroups: 'n_groups',
-  chunkSize: 'chunk_size', dtLimit: 'time_step_limit', rmsNorm: 'rms_norm', bias: 'use_bias',
-  convBias: 'use_conv_bias', tieEmbeddings: 'tie_word_embeddings', normEps: 'layer_norm_epsilon',
-  residualInFp32: 'residual_in_fp32', bosTokenId: 'bos_token_id', eosTokenId: 'eos_token_id',
+  dModel: 'hidden_size',
+  nLayer: 'num_hidden_layers',
+  vocabSize: 'vocab_size',
+  dState: 'state_size',
+  dConv: 'conv_kernel',
+  expand: 'expand',
+  headDim: 'head_dim',
+  nHeads: 'num_heads',
+  nGroups: 'n_groups',
+  chunkSize: 'chunk_size',
+  dtLimit: 'time_step_limit',
+  rmsNorm: 'rms_norm',
+  bias: 'use_bias',
+  convBias: 'use_conv_bias',
+  tieEmbeddings: 'tie_word_embeddings',
+  normEps: 'layer_norm_epsilon',
+  residualInFp32: 'residual_in_fp32',
+  bosTokenId: 'bos_token_id',
+  eosTokenId: 'eos_token_id',
   padTokenId: 'pad_token_id',
 };
 
 /** transformers' `Mamba2Config.__init__` defaults (configuration_mamba2.py), applied to absent keys. */
 const HF_DEFAULTS: RawFields = {
-  dModel: 4096, nLayer: 64, vocabSize: 32768, dState: 128, dConv: 4, expand: 2, headDim: 64, nHeads: 128,
-  nGroups: 8, chunkSize: 256, dtLimit: [0, Infinity], rmsNorm: true, bias: false, convBias: true,
-  tieEmbeddings: false, normEps: 1e-5, residualInFp32: true, bosTokenId: 0, eosTokenId: 2, padTokenId: 1,
+  dModel: 4096,
+  nLayer: 64,
+  vocabSize: 32768,
+  dState: 128,
+  dConv: 4,
+  expand: 2,
+  headDim: 64,
+  nHeads: 128,
+  nGroups: 8,
+  chunkSize: 256,
+  dtLimit: [0, Infinity],
+  rmsNorm: true,
+  bias: false,
+  convBias: true,
+  tieEmbeddings: false,
+  normEps: 1e-5,
+  residualInFp32: true,
+  bosTokenId: 0,
+  eosTokenId: 2,
+  padTokenId: 1,
 };
 
 function checkActivation(obj: JsonObject, key: string, file: string, prefix = ''): void {
@@ -287,11 +349,12 @@ export function hfConfigToMamba2(rawJson: unknown, file: string): Mamba2Config {
   const type = obj.model_type;
   if (type === 'bamba') return bambaConfig(obj, file);
   if (type !== 'mamba2') {
-    const hint = typeof type === 'string' && HYBRID_MODEL_TYPES.has(type)
-      ? ': hybrid models are not supported yet'
-      : type === undefined && ('ssm_cfg' in obj || 'd_model' in obj)
-        ? ': this looks like a mamba_ssm config.json; use format "mamba_ssm"'
-        : '';
+    const hint =
+      typeof type === 'string' && HYBRID_MODEL_TYPES.has(type)
+        ? ': hybrid models are not supported yet'
+        : type === undefined && ('ssm_cfg' in obj || 'd_model' in obj)
+          ? ': this looks like a mamba_ssm config.json; use format "mamba_ssm"'
+          : '';
     throw new ConfigError(file, 'model_type', `expected "mamba2" or "bamba", got ${show(type)}${hint}`);
   }
   checkActivation(obj, 'hidden_act', file);
@@ -302,17 +365,44 @@ export function hfConfigToMamba2(rawJson: unknown, file: string): Mamba2Config {
 }
 
 const BAMBA_KEYS: KeyNames = {
-  dModel: 'hidden_size', nLayer: 'num_hidden_layers', vocabSize: 'vocab_size', dState: 'mamba_d_state', dConv: 'mamba_d_conv',
-  expand: 'mamba_expand', headDim: 'mamba_d_head', nHeads: 'mamba_n_heads', nGroups: 'mamba_n_groups',
-  chunkSize: 'mamba_chunk_size', dtLimit: 'time_step_limit', bias: 'mamba_proj_bias', convBias: 'mamba_conv_bias',
-  tieEmbeddings: 'tie_word_embeddings', normEps: 'rms_norm_eps', bosTokenId: 'bos_token_id', eosTokenId: 'eos_token_id',
+  dModel: 'hidden_size',
+  nLayer: 'num_hidden_layers',
+  vocabSize: 'vocab_size',
+  dState: 'mamba_d_state',
+  dConv: 'mamba_d_conv',
+  expand: 'mamba_expand',
+  headDim: 'mamba_d_head',
+  nHeads: 'mamba_n_heads',
+  nGroups: 'mamba_n_groups',
+  chunkSize: 'mamba_chunk_size',
+  dtLimit: 'time_step_limit',
+  bias: 'mamba_proj_bias',
+  convBias: 'mamba_conv_bias',
+  tieEmbeddings: 'tie_word_embeddings',
+  normEps: 'rms_norm_eps',
+  bosTokenId: 'bos_token_id',
+  eosTokenId: 'eos_token_id',
   padTokenId: 'pad_token_id',
 };
 
 /** transformers' `BambaConfig.__init__` defaults (Bamba-9B), applied to absent keys. */
 const BAMBA_DEFAULTS: RawFields = {
-  dModel: 4096, nLayer: 32, vocabSize: 128000, dState: 256, dConv: 4, expand: 2, nHeads: 128, nGroups: 1, chunkSize: 256,
-  dtLimit: [0, Infinity], bias: false, convBias: true, tieEmbeddings: false, normEps: 1e-5, bosTokenId: 1, eosTokenId: 2,
+  dModel: 4096,
+  nLayer: 32,
+  vocabSize: 128000,
+  dState: 256,
+  dConv: 4,
+  expand: 2,
+  nHeads: 128,
+  nGroups: 1,
+  chunkSize: 256,
+  dtLimit: [0, Infinity],
+  bias: false,
+  convBias: true,
+  tieEmbeddings: false,
+  normEps: 1e-5,
+  bosTokenId: 1,
+  eosTokenId: 2,
   padTokenId: 0,
 };
 
@@ -324,7 +414,11 @@ function bambaConfig(obj: JsonObject, file: string): Mamba2Config {
   if (r.headDim === undefined || r.headDim === 'auto') {
     const [e, d, h] = [r.expand, r.dModel, r.nHeads];
     if (typeof e === 'number' && typeof d === 'number' && typeof h === 'number' && !Number.isInteger((e * d) / h)) {
-      throw new ConfigError(file, 'mamba_n_heads', `expected a divisor of mamba_expand·hidden_size = ${e * d} (mamba_d_head "auto"), got ${h}`);
+      throw new ConfigError(
+        file,
+        'mamba_n_heads',
+        `expected a divisor of mamba_expand·hidden_size = ${e * d} (mamba_d_head "auto"), got ${h}`,
+      );
     }
     r.headDim = typeof e === 'number' && typeof d === 'number' && typeof h === 'number' ? (e * d) / h : undefined;
   }
@@ -332,12 +426,25 @@ function bambaConfig(obj: JsonObject, file: string): Mamba2Config {
 }
 
 const SSM_KEYS: KeyNames = {
-  dState: 'd_state', dConv: 'd_conv', expand: 'expand', headDim: 'headdim', nGroups: 'ngroups',
-  chunkSize: 'chunk_size', dtLimit: 'dt_limit', dHasHdim: 'D_has_hdim', rmsNorm: 'rmsnorm',
-  normBeforeGate: 'norm_before_gate', bias: 'bias', convBias: 'conv_bias', dSsm: 'd_ssm',
+  dState: 'd_state',
+  dConv: 'd_conv',
+  expand: 'expand',
+  headDim: 'headdim',
+  nGroups: 'ngroups',
+  chunkSize: 'chunk_size',
+  dtLimit: 'dt_limit',
+  dHasHdim: 'D_has_hdim',
+  rmsNorm: 'rmsnorm',
+  normBeforeGate: 'norm_before_gate',
+  bias: 'bias',
+  convBias: 'conv_bias',
+  dSsm: 'd_ssm',
 };
 const TOP_KEYS: KeyNames = {
-  dModel: 'd_model', nLayer: 'n_layer', tieEmbeddings: 'tie_embeddings', normEps: 'norm_epsilon',
+  dModel: 'd_model',
+  nLayer: 'n_layer',
+  tieEmbeddings: 'tie_embeddings',
+  normEps: 'norm_epsilon',
   residualInFp32: 'residual_in_fp32',
 };
 
@@ -358,8 +465,12 @@ export function mambaSsmConfigToMamba2(rawJson: unknown, file: string): Mamba2Co
   const ssm = asObject(obj.ssm_cfg ?? {}, file, 'ssm_cfg');
   const layer = ssm.layer ?? 'Mamba1'; // mamba_ssm's create_block default
   if (layer !== 'Mamba2') {
-    throw new ConfigError(file, 'ssm_cfg.layer', `expected "Mamba2", got ${show(layer)}` +
-      `${ssm.layer === undefined ? ' (the default when absent)' : ''}: only Mamba-2 models are supported`);
+    throw new ConfigError(
+      file,
+      'ssm_cfg.layer',
+      `expected "Mamba2", got ${show(layer)}` +
+        `${ssm.layer === undefined ? ' (the default when absent)' : ''}: only Mamba-2 models are supported`,
+    );
   }
   checkActivation(ssm, 'activation', file, 'ssm_cfg.');
 
@@ -376,8 +487,13 @@ export function mambaSsmConfigToMamba2(rawJson: unknown, file: string): Mamba2Co
   }
   const padded = Math.ceil(vocab / multiple) * multiple;
   const raw: RawFields = {
-    dModel: 2560, nLayer: 64, ...top.raw, ...inner.raw,
-    vocabSize: padded, realVocabSize: vocab, format: 'mamba_ssm',
+    dModel: 2560,
+    nLayer: 64,
+    ...top.raw,
+    ...inner.raw,
+    vocabSize: padded,
+    realVocabSize: vocab,
+    format: 'mamba_ssm',
   };
   return mambaSsmHybrid(obj, finish(raw, file, names), failIn(file)); // attn_layer_idx / d_intermediate, if any
 }

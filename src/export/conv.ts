@@ -57,7 +57,13 @@ function causalConvShifted(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /*
 }
 
 /** One token: x [B,Cdim]; the window is the state plus the new column (docs/model.md §3.2 step 2). */
-export function causalConvStep(ctx: Ctx, xbc: Value /* [B,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
+export function causalConvStep(
+  ctx: Ctx,
+  xbc: Value /* [B,Cdim] */,
+  past: Value /* [B,Cdim,K-1] */,
+  w: Value,
+  b: Value | undefined,
+): ConvOut {
   const { g, c } = ctx;
   return g.scope('conv1d', () => {
     const win = op.Concat(g, [past, op.Unsqueeze(g, xbc, [2])], 2); // [B,Cdim,K]

@@ -24,7 +24,7 @@ import { loadConfig } from './config.js';
 import { exportModel } from './index.js';
 import { buildMamba2Model } from './lm.js';
 import type { ModelMeta, WeightDType } from '../package/meta.js';
-import { dequantizeBlockwise, float16Bits, type NBits, quantizeBlockwise, toFloat16 } from './quantize.js';
+import { dequantizeBlockwise, float16Bits, quantizeBlockwise, toFloat16 } from './quantize.js';
 
 const FIXTURES = resolve(import.meta.dirname, '../../test/fixtures');
 const tmp = mkdtempSync(join(tmpdir(), 'm2o-dt-'));
@@ -39,11 +39,12 @@ const half = (bits: number): number => {
 /** x [M,K] · W[N,K]ᵀ in float64. */
 function matmulT(x: Float32Array, w: Float32Array, M: number, K: number, N: number): Float32Array {
   const y = new Float32Array(M * N);
-  for (let i = 0; i < M; i++) for (let n = 0; n < N; n++) {
-    let s = 0;
-    for (let k = 0; k < K; k++) s += x[i * K + k]! * w[n * K + k]!;
-    y[i * N + n] = s;
-  }
+  for (let i = 0; i < M; i++)
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[i * K + k]! * w[n * K + k]!;
+      y[i * N + n] = s;
+    }
   return y;
 }
 
@@ -62,7 +63,13 @@ describe('conversions', () => {
     const q4 = quantizeBlockwise(w, 1, 16, 4, 16);
     expect(Array.from(q4.b)).toEqual([0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe]);
     expect(q4.zeroPoints[0]).toBe(0);
-    const q8 = quantizeBlockwise(Float32Array.from(w, (v) => v - 0.5), 1, 16, 8, 16);
+    const q8 = quantizeBlockwise(
+      Float32Array.from(w, (v) => v - 0.5),
+      1,
+      16,
+      8,
+      16,
+    );
     expect(q8.zeroPoints[0]).toBe(128); // range [-0.5, 0.5]: 0 maps to 127.5 → 128
   });
 
@@ -135,7 +142,9 @@ describe('ORT agrees with the layout', () => {
     const out = await runIR(m.finish(), { ids: { data: BigInt64Array.from(ids.map(BigInt)), dims: [2, 3] } });
     const deq = dequantizeBlockwise(q);
     expect(out.h!.dims).toEqual([2, 3, D]);
-    expect(maxDiff(out.h!.data, Float32Array.from(ids.flatMap((t) => Array.from(deq.subarray(t * D, (t + 1) * D))))).max).toBeLessThan(1e-6);
+    expect(maxDiff(out.h!.data, Float32Array.from(ids.flatMap((t) => Array.from(deq.subarray(t * D, (t + 1) * D))))).max).toBeLessThan(
+      1e-6,
+    );
   });
 });
 
@@ -163,13 +172,18 @@ describe('dtype policy of the graph', () => {
       for (const v of g.valueInfo) if (v.dtype === 'float16') half16.add(v.name);
       for (const n of g.nodes) {
         if (n.outputs.some((o) => half16.has(o)) || n.inputs.some((i) => half16.has(i))) {
-          expect(n.name, `${n.opType} touches float16`).toMatch(/\/(embeddings|in_proj|out_proj|lm_head)\/(Cast|Gemm|Gather|Reshape)(_\d+)?$/);
+          expect(n.name, `${n.opType} touches float16`).toMatch(
+            /\/(embeddings|in_proj|out_proj|lm_head)\/(Cast|Gemm|Gather|Reshape)(_\d+)?$/,
+          );
         }
       }
     }
     expect(half16.size).toBeGreaterThan(0);
     const f16Inits = ir.graph.initializers.filter((i) => i.data.dtype === 'float16').map((i) => i.name);
-    expect(f16Inits.every((n) => /(embeddings|in_proj|out_proj)\.weight$/.test(n)), f16Inits.join()).toBe(true);
+    expect(
+      f16Inits.every((n) => /(embeddings|in_proj|out_proj)\.weight$/.test(n)),
+      f16Inits.join(),
+    ).toBe(true);
     expect(f16Inits).toHaveLength(1 + 2 * 4); // tied head reads the embedding
     for (const v of [...ir.graph.inputs, ...ir.graph.outputs]) if (v.name !== 'input_ids') expect(v.dtype, v.name).toBe('float32');
   });
@@ -181,7 +195,10 @@ describe('dtype policy of the graph', () => {
     expect(count('Gemm')).toBe(0);
     expect(ir.opsetImports[MS_DOMAIN]).toBe(1);
     const kinds = ir.graph.initializers.filter((i) => i.data.dtype === 'uint8' || i.data.dtype === 'float16').map((i) => i.name);
-    expect(kinds.every((n) => /(embeddings|in_proj|out_proj|lm_head)\.weight_(Q4|zero_points)$/.test(n)), kinds.join()).toBe(true);
+    expect(
+      kinds.every((n) => /(embeddings|in_proj|out_proj|lm_head)\.weight_(Q4|zero_points)$/.test(n)),
+      kinds.join(),
+    ).toBe(true);
   });
 });
 
@@ -233,7 +250,9 @@ for (const [fixture, blockSize] of [
     beforeAll(async () => {
       for (const dtype of ['fp32', 'fp16', 'int8', 'int4'] as const) {
         dirs[dtype] = join(tmp, `${fixture}-${dtype}`);
-        metas[dtype] = (await exportModel({ checkpointDir: join(FIXTURES, fixture, 'hf') }, { outDir: dirs[dtype]!, dtype, blockSize })).meta;
+        metas[dtype] = (
+          await exportModel({ checkpointDir: join(FIXTURES, fixture, 'hf') }, { outDir: dirs[dtype]!, dtype, blockSize })
+        ).meta;
       }
     });
 
@@ -243,7 +262,9 @@ for (const [fixture, blockSize] of [
       ['int4', 0, Infinity],
     ] as const)('%s: greedy agreement over 20 steps ≥ %f (numbers reported)', async (dtype, minAgree, maxKL) => {
       const r = await compareModels(dirs[dtype]!, dirs.fp32!, { prompts: PROMPTS, steps: 20 });
-      console.info(`${fixture} ${dtype}: max|Δ| ${r.maxAbsDiff.toExponential(2)}, mean|Δ| ${r.meanAbsDiff.toExponential(2)}, KL ${r.meanKL.toExponential(2)} (max ${r.maxKL.toExponential(2)}), greedy ${r.agree}/${r.steps}`);
+      console.info(
+        `${fixture} ${dtype}: max|Δ| ${r.maxAbsDiff.toExponential(2)}, mean|Δ| ${r.meanAbsDiff.toExponential(2)}, KL ${r.meanKL.toExponential(2)} (max ${r.maxKL.toExponential(2)}), greedy ${r.agree}/${r.steps}`,
+      );
       expect(r.steps).toBe(60);
       expect(r.positions).toBe(PROMPTS.reduce((s, p) => s + p.length + 19, 0));
       expect(Number.isFinite(r.maxAbsDiff)).toBe(true);
@@ -255,7 +276,14 @@ for (const [fixture, blockSize] of [
       expect(metas.fp16!.weightDType).toBe('fp16');
       expect(metas.fp16!.quantization).toBeUndefined();
       expect(metas.int4!.weightDType).toBe('int4');
-      expect(metas.int4!.quantization).toEqual({ method: 'MatMulNBits', bits: 4, blockSize, accuracyLevel: 0, symmetric: false, quantized: ['embedding', 'in_proj', 'out_proj', 'lm_head'] });
+      expect(metas.int4!.quantization).toEqual({
+        method: 'MatMulNBits',
+        bits: 4,
+        blockSize,
+        accuracyLevel: 0,
+        symmetric: false,
+        quantized: ['embedding', 'in_proj', 'out_proj', 'lm_head'],
+      });
       expect(metas.int8!.opsets[MS_DOMAIN]).toBe(1);
     });
 

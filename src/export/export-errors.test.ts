@@ -27,7 +27,11 @@ async function broken(edit: (dir: string) => Promise<void> | void): Promise<{ ck
 }
 
 /** Rewrites model.safetensors keeping the tensors `keep` accepts, reshaped by `reshape`. */
-async function rewrite(dir: string, keep: (k: string) => boolean, reshape: (k: string, s: readonly number[]) => readonly number[] = (_k, s) => s) {
+async function rewrite(
+  dir: string,
+  keep: (k: string) => boolean,
+  reshape: (k: string, s: readonly number[]) => readonly number[] = (_k, s) => s,
+) {
   const st = await openSafetensors(join(dir, 'model.safetensors'));
   const tensors: TestTensor[] = [];
   for (const k of st.keys()) {
@@ -37,7 +41,7 @@ async function rewrite(dir: string, keep: (k: string) => boolean, reshape: (k: s
     const shape = reshape(k, info.shape);
     const count = shape.reduce((a, b) => a * b, 1);
     const vals = count === data.length ? data : new Float32Array(count);
-    tensors.push({ key: k, dtype: "F32", shape: [...shape], bytes: f32Bytes(vals) });
+    tensors.push({ key: k, dtype: 'F32', shape: [...shape], bytes: f32Bytes(vals) });
   }
   await st.close();
   writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(tensors));
@@ -57,7 +61,13 @@ describe('exportModel refuses bad checkpoints and writes nothing', () => {
   });
 
   it('wrong shape', async () => {
-    const { ckpt, parent } = await broken((d) => rewrite(d, () => true, (k, s) => (k === 'backbone.layers.0.mixer.conv1d.weight' ? [s[0]!, 1, 3] : s)));
+    const { ckpt, parent } = await broken((d) =>
+      rewrite(
+        d,
+        () => true,
+        (k, s) => (k === 'backbone.layers.0.mixer.conv1d.weight' ? [s[0]!, 1, 3] : s),
+      ),
+    );
     await expectFailure(ckpt, parent, /conv1d\.weight: expected \(80, 1, 4\), got \(80, 1, 3\)/);
   });
 
@@ -83,9 +93,7 @@ describe('exportModel refuses bad checkpoints and writes nothing', () => {
   });
 
   it('NaN weights are reported, not exported', async () => {
-    const { ckpt, parent } = await broken((d) =>
-      rewrite(d, () => true),
-    );
+    const { ckpt, parent } = await broken((d) => rewrite(d, () => true));
     // poison one value of the rewritten file: find the D tensor and write a NaN into it
     const st = await openSafetensors(join(ckpt, 'model.safetensors'));
     const keys = st.keys();
@@ -95,7 +103,7 @@ describe('exportModel refuses bad checkpoints and writes nothing', () => {
     for (const k of keys) {
       const a = await st2.readFloat32(k);
       if (k === 'backbone.layers.0.mixer.D') a[1] = NaN;
-      tensors.push({ key: k, dtype: "F32", shape: [...st2.info(k)!.shape], bytes: f32Bytes(a) });
+      tensors.push({ key: k, dtype: 'F32', shape: [...st2.info(k)!.shape], bytes: f32Bytes(a) });
     }
     await st2.close();
     writeFileSync(join(ckpt, 'model.safetensors'), encodeSafetensors(tensors));

@@ -28,15 +28,25 @@ const meta = (dir: string): ModelMeta => JSON.parse(readFileSync(join(dir, 'mamb
 /** A preset of the tiny shape with `vocab` rows. */
 function preset(vocab: number): string {
   const file = join(root, `tiny-${vocab}.json`);
-  writeFileSync(file, JSON.stringify({
-    source: 'none (random weights)',
-    format: 'mamba_ssm',
-    config: {
-      d_model: 64, d_intermediate: 0, n_layer: 2, vocab_size: vocab,
-      ssm_cfg: { layer: 'Mamba2', d_state: 16, d_conv: 4, expand: 2, headdim: 16, ngroups: 1, chunk_size: 16 },
-      rms_norm: true, residual_in_fp32: true, fused_add_norm: true, pad_vocab_size_multiple: 16, tie_embeddings: true,
-    },
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      source: 'none (random weights)',
+      format: 'mamba_ssm',
+      config: {
+        d_model: 64,
+        d_intermediate: 0,
+        n_layer: 2,
+        vocab_size: vocab,
+        ssm_cfg: { layer: 'Mamba2', d_state: 16, d_conv: 4, expand: 2, headdim: 16, ngroups: 1, chunk_size: 16 },
+        rms_norm: true,
+        residual_in_fp32: true,
+        fused_add_norm: true,
+        pad_vocab_size_multiple: 16,
+        tie_embeddings: true,
+      },
+    }),
+  );
   return file;
 }
 
@@ -50,7 +60,10 @@ describe('random-weight exports ship a byte-level tokenizer', () => {
     const m = meta(out);
     expect(m.files.tokenizer).toEqual(['tokenizer.json', 'tokenizer_config.json']);
     expect(m.config.eosTokenId).toBe(0);
-    const tok = TextTokenizer.fromJSON(JSON.parse(readFileSync(join(out, 'tokenizer.json'), 'utf8')), JSON.parse(readFileSync(join(out, 'tokenizer_config.json'), 'utf8')));
+    const tok = TextTokenizer.fromJSON(
+      JSON.parse(readFileSync(join(out, 'tokenizer.json'), 'utf8')),
+      JSON.parse(readFileSync(join(out, 'tokenizer_config.json'), 'utf8')),
+    );
     expect(tok.size).toBe(257);
     expect(tok.size).toBeLessThanOrEqual(m.config.realVocabSize);
     expect(tok.eosTokenId).toBe(0);
@@ -120,7 +133,10 @@ describe('EOS: HF and mamba_ssm checkpoints of the same weights agree', () => {
     await exportModel({ checkpointDir: ckpt }, { outDir: out });
     return meta(out);
   };
-  const genConfig = (eos: unknown) => (dir: string): void => writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 0, eos_token_id: eos, pad_token_id: 1 }));
+  const genConfig =
+    (eos: unknown) =>
+    (dir: string): void =>
+      writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 0, eos_token_id: eos, pad_token_id: 1 }));
   const tokenizer = (dir: string): void => {
     const t = byteLevelBpe();
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(t.json));

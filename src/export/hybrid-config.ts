@@ -15,7 +15,6 @@
 import type { Mamba2Config } from '../package/config.js';
 import type { AttentionConfig, HybridConfig, HybridSpec, LayerKind } from '../package/layers.js';
 
-
 /** Raises a ConfigError naming the file (config.ts passes it in). */
 export type Fail = (key: string, detail: string) => never;
 
@@ -44,7 +43,8 @@ function kindsFrom(v: unknown, key: string, nLayer: number, fail: Fail): LayerKi
   if (!Array.isArray(list)) fail(key, `expected a list of layer indices, got ${show(v)}`);
   const kinds: LayerKind[] = Array.from({ length: nLayer }, () => 'mamba2');
   for (const i of list as unknown[]) {
-    if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= nLayer) fail(key, `expected layer indices in [0, ${nLayer}), got ${show(i)}`);
+    if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= nLayer)
+      fail(key, `expected layer indices in [0, ${nLayer}), got ${show(i)}`);
     if (kinds[i as number] === 'attention') fail(key, `expected distinct layer indices, got ${i} twice`);
     kinds[i as number] = 'attention';
   }
@@ -78,24 +78,47 @@ export function bambaHybrid(obj: Obj, base: Mamba2Config, fail: Fail): HybridCon
   const ropeType = (rope as Obj).rope_type ?? (rope as Obj).type ?? 'default';
   if (ropeType !== 'default') fail('rope_parameters.rope_type', `expected "default", got ${show(ropeType)}: RoPE scaling is not supported`);
   const factor = (rope as Obj).partial_rotary_factor ?? obj.partial_rotary_factor ?? 0.5;
-  if (typeof factor !== 'number' || !(factor > 0) || factor > 1) fail('partial_rotary_factor', `expected a number in (0, 1], got ${show(factor)}`);
+  if (typeof factor !== 'number' || !(factor > 0) || factor > 1)
+    fail('partial_rotary_factor', `expected a number in (0, 1], got ${show(factor)}`);
   const theta = positive((rope as Obj).rope_theta ?? obj.rope_theta ?? 10000, 'rope_parameters.rope_theta', fail);
   const attention = checkAttention(
     {
-      nHeads: heads, nKvHeads: kv, headDim, rotaryDim: Math.floor(headDim * (factor as number)), ropeTheta: theta,
-      convKernel: 0, qkvBias: false, outBias: false, softmaxScale: 1 / Math.sqrt(headDim), mlpDim: 0,
+      nHeads: heads,
+      nKvHeads: kv,
+      headDim,
+      rotaryDim: Math.floor(headDim * (factor as number)),
+      ropeTheta: theta,
+      convKernel: 0,
+      qkvBias: false,
+      outBias: false,
+      softmaxScale: 1 / Math.sqrt(headDim),
+      mlpDim: 0,
     },
     { heads: 'num_attention_heads', kv: 'num_key_value_heads', rotary: 'partial_rotary_factor' },
     fail,
   );
-  const mlp = Object.freeze({ kind: 'swiglu' as const, hidden: posInt(obj.intermediate_size ?? 14336, 'intermediate_size', fail), bias: false });
+  const mlp = Object.freeze({
+    kind: 'swiglu' as const,
+    hidden: posInt(obj.intermediate_size ?? 14336, 'intermediate_size', fail),
+    bias: false,
+  });
   const hybrid: HybridSpec = Object.freeze({ family: 'bamba', layers: Object.freeze(layers), attention, mlp });
   return Object.freeze({ ...base, hybrid });
 }
 
 const ATTN_CFG_KEYS = new Set([
-  'num_heads', 'num_heads_kv', 'head_dim', 'mlp_dim', 'qkv_proj_bias', 'out_proj_bias', 'softmax_scale', 'causal',
-  'd_conv', 'rotary_emb_dim', 'rotary_emb_base', 'rotary_emb_interleaved',
+  'num_heads',
+  'num_heads_kv',
+  'head_dim',
+  'mlp_dim',
+  'qkv_proj_bias',
+  'out_proj_bias',
+  'softmax_scale',
+  'causal',
+  'd_conv',
+  'rotary_emb_dim',
+  'rotary_emb_base',
+  'rotary_emb_interleaved',
 ]);
 
 /** mamba_ssm `MHA(**attn_cfg)` with its constructor defaults (docs/model.md §1.4, §6.20: always read attn_cfg). */
@@ -106,14 +129,20 @@ function mhaConfig(cfg: Obj, dModel: number, fail: Fail): AttentionConfig {
   }
   const heads = posInt(cfg.num_heads, k('num_heads'), fail);
   const kv = posInt(cfg.num_heads_kv ?? heads, k('num_heads_kv'), fail);
-  if (cfg.head_dim === undefined && dModel % heads !== 0) fail(k('num_heads'), `expected a divisor of d_model ${dModel} when head_dim is absent, got ${heads}`);
+  if (cfg.head_dim === undefined && dModel % heads !== 0)
+    fail(k('num_heads'), `expected a divisor of d_model ${dModel} when head_dim is absent, got ${heads}`);
   const headDim = posInt(cfg.head_dim ?? dModel / heads, k('head_dim'), fail);
   if (cfg.causal !== true) {
-    fail(k('causal'), `expected true, got ${show(cfg.causal)}: a language model's attention is causal (MHA's default is False; published configs set true)`);
+    fail(
+      k('causal'),
+      `expected true, got ${show(cfg.causal)}: a language model's attention is causal (MHA's default is False; published configs set true)`,
+    );
   }
-  if ((cfg.rotary_emb_interleaved ?? false) !== false) fail(k('rotary_emb_interleaved'), `expected false, got ${show(cfg.rotary_emb_interleaved)}: interleaved rotary is not supported`);
+  if ((cfg.rotary_emb_interleaved ?? false) !== false)
+    fail(k('rotary_emb_interleaved'), `expected false, got ${show(cfg.rotary_emb_interleaved)}: interleaved rotary is not supported`);
   const rotary = cfg.rotary_emb_dim ?? 0;
-  if (typeof rotary !== 'number' || !Number.isInteger(rotary) || rotary < 0) fail(k('rotary_emb_dim'), `expected an integer ≥ 0, got ${show(rotary)}`);
+  if (typeof rotary !== 'number' || !Number.isInteger(rotary) || rotary < 0)
+    fail(k('rotary_emb_dim'), `expected an integer ≥ 0, got ${show(rotary)}`);
   const conv = cfg.d_conv ?? 0;
   if (typeof conv !== 'number' || !Number.isInteger(conv) || conv < 0 || conv === 1 || conv > 64) {
     fail(k('d_conv'), `expected 0 (no conv) or a width in [2, 64], got ${show(conv)}`);
@@ -123,7 +152,10 @@ function mhaConfig(cfg: Obj, dModel: number, fail: Fail): AttentionConfig {
   const scale = cfg.softmax_scale ?? null;
   return checkAttention(
     {
-      nHeads: heads, nKvHeads: kv, headDim, rotaryDim: rotary as number,
+      nHeads: heads,
+      nKvHeads: kv,
+      headDim,
+      rotaryDim: rotary as number,
       ropeTheta: positive(cfg.rotary_emb_base ?? 10000, k('rotary_emb_base'), fail),
       convKernel: conv as number,
       qkvBias: bool(cfg.qkv_proj_bias ?? true, k('qkv_proj_bias'), fail),
@@ -155,7 +187,9 @@ export function mambaSsmHybrid(obj: Obj, base: Mamba2Config, fail: Fail): Mamba2
     family: 'mamba_ssm',
     layers: Object.freeze(layers),
     ...(hasAttention ? { attention: mhaConfig(cfg as Obj, base.dModel, fail) } : {}),
-    ...(dInter > 0 ? { mlp: Object.freeze({ kind: 'gated' as const, hidden: Math.ceil((dInter as number) / 128) * 128, bias: false }) } : {}),
+    ...(dInter > 0
+      ? { mlp: Object.freeze({ kind: 'gated' as const, hidden: Math.ceil((dInter as number) / 128) * 128, bias: false }) }
+      : {}),
   });
   return Object.freeze({ ...base, hybrid });
 }

@@ -78,7 +78,12 @@ export function mlpKeys(c: Mamba2Config, i: number): MlpKeys | undefined {
   if (h.family === 'bamba') {
     const p = `model.layers.${i}`;
     const f = `${p}.feed_forward`;
-    return { mlpNorm: `${p}.pre_ff_layernorm.weight`, gate: `${f}.gate_proj.weight`, up: `${f}.up_proj.weight`, down: `${f}.down_proj.weight` };
+    return {
+      mlpNorm: `${p}.pre_ff_layernorm.weight`,
+      gate: `${f}.gate_proj.weight`,
+      up: `${f}.up_proj.weight`,
+      down: `${f}.down_proj.weight`,
+    };
   }
   const p = `backbone.layers.${i}`;
   return { mlpNorm: `${p}.norm2.weight`, fc1: `${p}.mlp.fc1.weight`, down: `${p}.mlp.fc2.weight` };
@@ -87,10 +92,15 @@ export function mlpKeys(c: Mamba2Config, i: number): MlpKeys | undefined {
 function attentionShapes(a: AttentionConfig, D: number): Record<Exclude<keyof AttentionKeys, 'norm'>, readonly number[]> {
   const [q, kv] = [a.nHeads * a.headDim, a.nKvHeads * a.headDim];
   return {
-    q: [q, D], k: [kv, D], v: [kv, D],
-    qkv: [qkvDim(a) + a.mlpDim, D], qkvBias: [qkvDim(a) + a.mlpDim],
-    attnConv: [qkvDim(a), 1, a.convKernel], attnConvBias: [qkvDim(a)],
-    attnOut: [D, q + a.mlpDim / 2], attnOutBias: [D],
+    q: [q, D],
+    k: [kv, D],
+    v: [kv, D],
+    qkv: [qkvDim(a) + a.mlpDim, D],
+    qkvBias: [qkvDim(a) + a.mlpDim],
+    attnConv: [qkvDim(a), 1, a.convKernel],
+    attnConvBias: [qkvDim(a)],
+    attnOut: [D, q + a.mlpDim / 2],
+    attnOutBias: [D],
   };
 }
 
@@ -108,7 +118,13 @@ export function hybridLayerTensors(c: Mamba2Config, i: number): HybridTensor[] {
   const mk = mlpKeys(c, i);
   if (mk && h.mlp) {
     const I = h.mlp.hidden;
-    const shapes: Record<keyof MlpKeys, readonly number[]> = { mlpNorm: [c.dModel], gate: [I, c.dModel], up: [I, c.dModel], fc1: [2 * I, c.dModel], down: [c.dModel, I] };
+    const shapes: Record<keyof MlpKeys, readonly number[]> = {
+      mlpNorm: [c.dModel],
+      gate: [I, c.dModel],
+      up: [I, c.dModel],
+      fc1: [2 * I, c.dModel],
+      down: [c.dModel, I],
+    };
     for (const [role, key] of Object.entries(mk) as [keyof MlpKeys, string][]) out.push({ key, shape: shapes[role], role, layer: i });
   }
   return out;

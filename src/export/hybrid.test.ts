@@ -21,16 +21,34 @@ const root = mkdtempSync(join(tmpdir(), 'm2o-hybrid-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const PRESET = join(root, 'mamba2attn-test.json');
-writeFileSync(PRESET, JSON.stringify({
-  source: 'none (random weights)',
-  format: 'mamba_ssm',
-  config: {
-    d_model: 48, n_layer: 4, d_intermediate: 72, vocab_size: 100, pad_vocab_size_multiple: 16, tie_embeddings: false,
-    ssm_cfg: { layer: 'Mamba2', d_state: 16, headdim: 16, ngroups: 2, chunk_size: 8 },
-    attn_layer_idx: [1, 3],
-    attn_cfg: { causal: true, num_heads: 6, num_heads_kv: 2, head_dim: 8, rotary_emb_dim: 4, d_conv: 4, qkv_proj_bias: true, out_proj_bias: false, mlp_dim: 40 },
-  },
-}));
+writeFileSync(
+  PRESET,
+  JSON.stringify({
+    source: 'none (random weights)',
+    format: 'mamba_ssm',
+    config: {
+      d_model: 48,
+      n_layer: 4,
+      d_intermediate: 72,
+      vocab_size: 100,
+      pad_vocab_size_multiple: 16,
+      tie_embeddings: false,
+      ssm_cfg: { layer: 'Mamba2', d_state: 16, headdim: 16, ngroups: 2, chunk_size: 8 },
+      attn_layer_idx: [1, 3],
+      attn_cfg: {
+        causal: true,
+        num_heads: 6,
+        num_heads_kv: 2,
+        head_dim: 8,
+        rotary_emb_dim: 4,
+        d_conv: 4,
+        qkv_proj_bias: true,
+        out_proj_bias: false,
+        mlp_dim: 40,
+      },
+    },
+  }),
+);
 
 const ids = (n: number, seed: number): number[] => Array.from({ length: n }, (_, t) => (seed * 31 + t * 17) % 100);
 
@@ -43,10 +61,12 @@ async function exported(name: string, opts: Omit<ExportOptions, 'outDir'> = {}):
 /** Max |Δ| over every state tensor of two state sets (same names and sizes). */
 function statesDiff(a: States, b: States): number {
   expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
-  return Math.max(...Object.keys(a).map((k) => {
-    expect(a[k]!.dims, k).toEqual(b[k]!.dims);
-    return maxDiff(a[k]!.data as Float32Array, b[k]!.data as Float32Array).max;
-  }));
+  return Math.max(
+    ...Object.keys(a).map((k) => {
+      expect(a[k]!.dims, k).toEqual(b[k]!.dims);
+      return maxDiff(a[k]!.data as Float32Array, b[k]!.data as Float32Array).max;
+    }),
+  );
 }
 
 describe('mamba2attn-shaped hybrid (random weights)', () => {
@@ -58,18 +78,43 @@ describe('mamba2attn-shaped hybrid (random weights)', () => {
 
   it('reads the hybrid config and writes THE I/O table: KV caches with a symbolic past axis, an MHA conv state', () => {
     const h = hybridOf(run.meta.config)!;
-    expect(h).toMatchObject({ family: 'mamba_ssm', layers: ['mamba2', 'attention', 'mamba2', 'attention'], mlp: { kind: 'gated', hidden: 128 } });
-    expect(h.attention).toMatchObject({ nHeads: 6, nKvHeads: 2, headDim: 8, rotaryDim: 4, convKernel: 4, qkvBias: true, outBias: false, mlpDim: 256 });
-    const shapes = (side: 'inputs' | 'outputs') => Object.fromEntries(run.meta.io[side].map((e) => [e.name, `${e.role} ${e.shape.join(',')}`]));
+    expect(h).toMatchObject({
+      family: 'mamba_ssm',
+      layers: ['mamba2', 'attention', 'mamba2', 'attention'],
+      mlp: { kind: 'gated', hidden: 128 },
+    });
+    expect(h.attention).toMatchObject({
+      nHeads: 6,
+      nKvHeads: 2,
+      headDim: 8,
+      rotaryDim: 4,
+      convKernel: 4,
+      qkvBias: true,
+      outBias: false,
+      mlpDim: 256,
+    });
+    const shapes = (side: 'inputs' | 'outputs') =>
+      Object.fromEntries(run.meta.io[side].map((e) => [e.name, `${e.role} ${e.shape.join(',')}`]));
     expect(shapes('inputs')).toEqual({
       input_ids: 'input_ids batch,sequence',
-      'past_conv.0': 'conv_state batch,160,3', 'past_ssm.0': 'ssm_state batch,6,16,16',
-      'past_key.1': 'key_cache batch,2,past_sequence,8', 'past_value.1': 'value_cache batch,2,past_sequence,8', 'past_conv.1': 'conv_state batch,80,3',
-      'past_conv.2': 'conv_state batch,160,3', 'past_ssm.2': 'ssm_state batch,6,16,16',
-      'past_key.3': 'key_cache batch,2,past_sequence,8', 'past_value.3': 'value_cache batch,2,past_sequence,8', 'past_conv.3': 'conv_state batch,80,3',
+      'past_conv.0': 'conv_state batch,160,3',
+      'past_ssm.0': 'ssm_state batch,6,16,16',
+      'past_key.1': 'key_cache batch,2,past_sequence,8',
+      'past_value.1': 'value_cache batch,2,past_sequence,8',
+      'past_conv.1': 'conv_state batch,80,3',
+      'past_conv.2': 'conv_state batch,160,3',
+      'past_ssm.2': 'ssm_state batch,6,16,16',
+      'past_key.3': 'key_cache batch,2,past_sequence,8',
+      'past_value.3': 'value_cache batch,2,past_sequence,8',
+      'past_conv.3': 'conv_state batch,80,3',
     });
     expect(shapes('outputs')['present_key.3']).toBe('key_cache batch,2,past_sequence+sequence,8');
-    expect(Object.keys(shapes('outputs'))).toEqual(['logits', ...Object.keys(shapes('inputs')).slice(1).map((k) => k.replace('past_', 'present_'))]);
+    expect(Object.keys(shapes('outputs'))).toEqual([
+      'logits',
+      ...Object.keys(shapes('inputs'))
+        .slice(1)
+        .map((k) => k.replace('past_', 'present_')),
+    ]);
   });
 
   it('chunked prefill equals one token at a time (logits and every state, KV caches included)', async () => {
@@ -125,7 +170,10 @@ describe('mamba2attn-shaped hybrid (random weights)', () => {
     const seq = ids(12, 5);
     const ref = await run.forward([seq]);
     const scale = Math.max(...ref.logits.map(Math.abs));
-    for (const [dtype, tol] of [['fp16', 0.01], ['int4', 0.2]] as const) {
+    for (const [dtype, tol] of [
+      ['fp16', 0.01],
+      ['int4', 0.2],
+    ] as const) {
       const r = await exported(dtype, { dtype });
       const got = await r.forward([seq]);
       expect(maxDiff(got.logits, ref.logits).max / scale, dtype).toBeLessThan(tol); // relative to the largest logit
@@ -137,8 +185,14 @@ describe('mamba2attn-shaped hybrid (random weights)', () => {
     const c = loadPreset(PRESET).config;
     const store = randomWeights(c, 1);
     const gone = new Set(['backbone.layers.1.mixer.conv1d.bias', 'backbone.layers.2.mlp.fc1.weight']);
-    const holed = { ...store, keys: () => store.keys().filter((k) => !gone.has(k)), info: (k: string) => (gone.has(k) ? undefined : store.info(k)) };
+    const holed = {
+      ...store,
+      keys: () => store.keys().filter((k) => !gone.has(k)),
+      info: (k: string) => (gone.has(k) ? undefined : store.info(k)),
+    };
     expect(() => checkWeights(c, holed)).toThrow(WeightMismatchError);
-    expect(() => checkWeights(c, holed)).toThrow(/missing backbone\.layers\.1\.mixer\.conv1d\.bias[\s\S]*missing backbone\.layers\.2\.mlp\.fc1\.weight/);
+    expect(() => checkWeights(c, holed)).toThrow(
+      /missing backbone\.layers\.1\.mixer\.conv1d\.bias[\s\S]*missing backbone\.layers\.2\.mlp\.fc1\.weight/,
+    );
   });
 });

@@ -33,7 +33,17 @@ import { checkOutputParent, createParents, removeParents } from './out-parent.js
 import { withCheckpointEos } from './checkpoint-eos.js';
 import { BYTE_TOKENIZER_SIZE, byteTokenizer } from './byte-tokenizer.js';
 import { sequenceForm } from './forms.js';
-import { DATA_FILE, META_FILE, MODEL_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, TOKENIZER_FILES, type ModelMeta, type SsdForm, type WeightDType } from '../package/meta.js';
+import {
+  DATA_FILE,
+  META_FILE,
+  MODEL_FILE,
+  TOKENIZER_CONFIG_FILE,
+  TOKENIZER_FILE,
+  TOKENIZER_FILES,
+  type ModelMeta,
+  type SsdForm,
+  type WeightDType,
+} from '../package/meta.js';
 import { loadPreset } from './presets.js';
 import { randomWeights } from './random-weights.js';
 import { checkWeights } from './weight-names.js';
@@ -109,7 +119,8 @@ export function weightPlan(opts: Pick<ExportOptions, 'dtype' | 'blockSize' | 'qu
   const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
   checkBlockSize(blockSize, 'blockSize');
   const accuracyLevel = opts.accuracyLevel ?? 0;
-  if (![0, 1, 2, 3, 4].includes(accuracyLevel)) throw new RangeError(`accuracyLevel: expected 0, 1, 2, 3 or 4, got ${String(accuracyLevel)}`);
+  if (![0, 1, 2, 3, 4].includes(accuracyLevel))
+    throw new RangeError(`accuracyLevel: expected 0, 1, 2, 3 or 4, got ${String(accuracyLevel)}`);
   return { dtype, blockSize, quantizeEmbedding: opts.quantizeEmbedding ?? true, accuracyLevel };
 }
 
@@ -132,14 +143,18 @@ function randomSource(config: Mamba2Config): Pick<Opened, 'config' | 'tokenizerF
   const tok = byteTokenizer();
   return {
     config: config.eosTokenId === undefined ? Object.freeze({ ...config, eosTokenId: 0 }) : config,
-    tokenizerFiles: { [TOKENIZER_FILE]: `${JSON.stringify(tok.json)}\n`, [TOKENIZER_CONFIG_FILE]: `${JSON.stringify(tok.config, null, 2)}\n` },
+    tokenizerFiles: {
+      [TOKENIZER_FILE]: `${JSON.stringify(tok.json)}\n`,
+      [TOKENIZER_CONFIG_FILE]: `${JSON.stringify(tok.config, null, 2)}\n`,
+    },
   };
 }
 
 async function openSource(src: ExportSource): Promise<Opened> {
   if ('checkpointDir' in src) {
     const dir = resolve(src.checkpointDir);
-    if (!existsSync(dir) || !(await stat(dir)).isDirectory()) throw new Error(`checkpoint: expected a directory, got '${src.checkpointDir}'`);
+    if (!existsSync(dir) || !(await stat(dir)).isDirectory())
+      throw new Error(`checkpoint: expected a directory, got '${src.checkpointDir}'`);
     const ck = await openCheckpoint(dir);
     try {
       const config = await withCheckpointEos(await loadConfig(dir, ck.format), dir);
@@ -178,10 +193,22 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
   let madeParents: string[] = [];
   try {
     const check = checkWeights(config, store, source);
-    if (check.unexpected.length > 0) opts.onWarning?.(`ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`);
+    if (check.unexpected.length > 0)
+      opts.onWarning?.(
+        `ignoring ${check.unexpected.length} checkpoint tensor(s) the model does not use: ${check.unexpected.slice(0, 5).join(', ')}${check.unexpected.length > 5 ? ', …' : ''}`,
+      );
     progress({ phase: 'build', done: 0, total: 1 });
     const chunkSize = opts.chunkSize ?? Math.min(config.chunkSize, DEFAULT_MAX_CHUNK);
-    const ir = buildMamba2Model(config, store, { ssd, logits: opts.logits, paths: opts.paths, tuning: opts.tuning, chunkSize, weights: plan, producerVersion: EXPORTER_VERSION, docString: `Mamba-2 from ${source}` });
+    const ir = buildMamba2Model(config, store, {
+      ssd,
+      logits: opts.logits,
+      paths: opts.paths,
+      tuning: opts.tuning,
+      chunkSize,
+      weights: plan,
+      producerVersion: EXPORTER_VERSION,
+      docString: `Mamba-2 from ${source}`,
+    });
     const used: Mamba2Config = { ...config, chunkSize };
     madeParents = await createParents(where);
     // the owner record first (wx: never over another's), then the directory it speaks for
@@ -274,7 +301,8 @@ async function checkOutDir(src: ExportSource, outDir: string, opts: ExportOption
   if (!(await stat(outDir)).isDirectory()) throw new Error(`out: '${opts.outDir}' exists and is not a directory`);
   if ((await readdir(outDir)).length === 0) return;
   if (!opts.overwrite) throw new Error(`out: '${opts.outDir}' exists and is not empty (pass overwrite / --force to replace it)`);
-  if (!existsSync(join(outDir, META_FILE))) throw new Error(`out: '${opts.outDir}' is not a model directory (no ${META_FILE}): refusing to replace it`);
+  if (!existsSync(join(outDir, META_FILE)))
+    throw new Error(`out: '${opts.outDir}' is not a model directory (no ${META_FILE}): refusing to replace it`);
 }
 
 /** Moves the finished `tmp` to `outDir`, replacing a previous output only after the new one is complete. */

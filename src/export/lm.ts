@@ -137,7 +137,12 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   const quantized = plan.dtype === 'int8' || plan.dtype === 'int4';
   const contribStep = opts.tuning?.step !== 'ops' && (opts.paths ?? 'both') !== 'sequence';
   const opsets = { ...form.opsets, ...(quantized || contribStep ? { [MS_DOMAIN]: 1 } : {}) };
-  const m = new ModelBuilder({ name: hybridOf(c) ? 'mamba2-hybrid' : 'mamba2', opsets, producerVersion: opts.producerVersion, docString: opts.docString });
+  const m = new ModelBuilder({
+    name: hybridOf(c) ? 'mamba2-hybrid' : 'mamba2',
+    opsets,
+    producerVersion: opts.producerVersion,
+    docString: opts.docString,
+  });
   const g = m.graph;
   const paths = opts.paths ?? 'both';
   const io = ioTable(c, { lastLogits: opts.logits === 'last', stepOnly: paths === 'step' });
@@ -147,15 +152,22 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   const w = declareModelWeights(g, c, store, plan, (d, i) => declareBlock(d, c, i));
   const h = embed(g, w.embedding, ids); // [B,L,D] float32
   const bl = op.Shape(g, ids); // [2] = [B,L]
-  const step = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, undefined, opts.tuning), w, op.Squeeze(sg, h, [1]), past, { step: true, form }, true);
-  const sequence = (sg: GraphBuilder) => layersAndHead(new Ctx(sg, c, bl, opts.tuning), w, h, past, { step: false, form }, opts.logits === 'last');
+  const step = (sg: GraphBuilder) =>
+    layersAndHead(new Ctx(sg, c, undefined, opts.tuning), w, op.Squeeze(sg, h, [1]), past, { step: true, form }, true);
+  const sequence = (sg: GraphBuilder) =>
+    layersAndHead(new Ctx(sg, c, bl, opts.tuning), w, h, past, { step: false, form }, opts.logits === 'last');
   let results: Value[];
   if (paths === 'both') {
     const isStep = op.Squeeze(g, op.Equal(g, op.Slice(g, bl, [1], [2], [0]), g.constant('int64', [1], [1])), [0]); // bool
-    results = op.If(g, isStep, io.outputs.map((o) => o.shape), step, sequence);
+    results = op.If(
+      g,
+      isStep,
+      io.outputs.map((o) => o.shape),
+      step,
+      sequence,
+    );
   } else results = paths === 'step' ? step(g) : sequence(g);
   io.outputs.forEach((o, k) => g.output(results[k]!, o.name, o.shape));
   m.metadata['mamba2_onnx.config'] = JSON.stringify(c);
   return m.finish();
 }
-

@@ -25,7 +25,8 @@ it('last-position logits and states equal the full-logits export', async () => {
     const want = ra.logits.subarray((row * 37 + 36) * V, (row * 37 + 37) * V);
     expect(maxDiff(rb.logits.subarray(row * V, (row + 1) * V), want).max).toBeLessThan(1e-5);
   }
-  for (const k of Object.keys(ra.states)) expect(maxDiff(rb.states[k]!.data as Float32Array, ra.states[k]!.data as Float32Array).max).toBe(0);
+  for (const k of Object.keys(ra.states))
+    expect(maxDiff(rb.states[k]!.data as Float32Array, ra.states[k]!.data as Float32Array).max).toBe(0);
   const step = await b.forward([[1], [2]], rb.states); // the one-token branch is unchanged
   expect(step.dims).toEqual([2, 1, V]);
   await a.release();

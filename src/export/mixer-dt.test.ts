@@ -46,7 +46,9 @@ describe('dt pipeline: Softplus alone equals the thresholded form', () => {
         await s.release();
         X.forEach((x, i) => {
           expect(Number.isFinite(y[i]!), `softplus(${x}) = ${y[i]}`).toBe(true);
-          expect(Math.abs(y[i]! - want[i]!), `softplus(${x}) = ${y[i]}, want ${want[i]}`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(want[i]!)));
+          expect(Math.abs(y[i]! - want[i]!), `softplus(${x}) = ${y[i]}, want ${want[i]}`).toBeLessThanOrEqual(
+            1e-6 * Math.max(1, Math.abs(want[i]!)),
+          );
         });
       });
     }

@@ -80,7 +80,13 @@ function finish(ctx: Ctx, w: LayerWeights, y: Value, s: ReturnType<typeof splitI
 }
 
 /** Mixer over L ≥ 1 tokens, continuing `state`. */
-export function mamba2Mixer(ctx: Ctx, w: LayerWeights, u: Value /* [B,L,D] */, state: LayerState, form: SequenceForm): { y: Value; state: LayerState } {
+export function mamba2Mixer(
+  ctx: Ctx,
+  w: LayerWeights,
+  u: Value /* [B,L,D] */,
+  state: LayerState,
+  form: SequenceForm,
+): { y: Value; state: LayerState } {
   const { g, c } = ctx;
   const [H, P, G, N] = [c.nHeads, c.headDim, c.nGroups, c.dState];
   return g.scope('mixer', () => {

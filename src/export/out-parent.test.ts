@@ -35,19 +35,27 @@ async function rejectsQuickly(p: Promise<unknown>, ms = 5_000): Promise<Error> {
 const linux = process.platform === 'linux';
 
 describe('the output parent is checked up front', () => {
-  it.runIf(linux && existsSync('/proc/self'))('a parent on procfs (/proc/m): one line naming outDir and procfs, before the checkpoint is read', async () => {
-    const e = await rejectsQuickly(exportModel(NO_CKPT, { outDir: '/proc/m' }));
-    expect(e.message).toMatch(/^outDir: cannot write '\/proc\/m': .*\/proc.* proc/);
-    expect(e.message).not.toMatch(/checkpoint/);
-    expect(e.message).not.toContain('\n');
-    const e2 = await rejectsQuickly(exportModel(TINY, { outDir: '/proc/m' }));
-    expect(e2.message).toMatch(/^outDir: .*proc/);
-  }, 15_000);
+  it.runIf(linux && existsSync('/proc/self'))(
+    'a parent on procfs (/proc/m): one line naming outDir and procfs, before the checkpoint is read',
+    async () => {
+      const e = await rejectsQuickly(exportModel(NO_CKPT, { outDir: '/proc/m' }));
+      expect(e.message).toMatch(/^outDir: cannot write '\/proc\/m': .*\/proc.* proc/);
+      expect(e.message).not.toMatch(/checkpoint/);
+      expect(e.message).not.toContain('\n');
+      const e2 = await rejectsQuickly(exportModel(TINY, { outDir: '/proc/m' }));
+      expect(e2.message).toMatch(/^outDir: .*proc/);
+    },
+    15_000,
+  );
 
-  it.runIf(linux && existsSync('/sys/kernel'))('a parent on sysfs (/sys/kernel/m)', async () => {
-    const e = await rejectsQuickly(exportModel(NO_CKPT, { outDir: '/sys/kernel/m' }));
-    expect(e.message).toMatch(/^outDir: cannot write '\/sys\/kernel\/m': .*sysfs/);
-  }, 15_000);
+  it.runIf(linux && existsSync('/sys/kernel'))(
+    'a parent on sysfs (/sys/kernel/m)',
+    async () => {
+      const e = await rejectsQuickly(exportModel(NO_CKPT, { outDir: '/sys/kernel/m' }));
+      expect(e.message).toMatch(/^outDir: cannot write '\/sys\/kernel\/m': .*sysfs/);
+    },
+    15_000,
+  );
 
   it('a parent that is a file', async () => {
     const file = join(root, 'a-file');
@@ -81,7 +89,10 @@ describe('the output parent is checked up front', () => {
       ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
     });
     expect(r.status, r.stderr).toBe(0);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { message: string; ms: number });
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { message: string; ms: number });
     expect(lines).toHaveLength(2);
     for (const l of lines) {
       expect(l.message).toMatch(/^outDir: cannot write .*read-only.*not writable/);

@@ -107,7 +107,9 @@ export async function checkOutputParent(outDir: string, label = 'outDir'): Promi
     await mkdir(probe);
   } catch (e) {
     const c = code(e);
-    fail(`'${dir}' is not writable${c === 'EACCES' || c === 'EPERM' || c === 'EROFS' ? ' by this user' : ''} (creating a directory in it: ${c}${c === 'EROFS' ? ', a read-only filesystem' : ''})`);
+    fail(
+      `'${dir}' is not writable${c === 'EACCES' || c === 'EPERM' || c === 'EROFS' ? ' by this user' : ''} (creating a directory in it: ${c}${c === 'EROFS' ? ', a read-only filesystem' : ''})`,
+    );
   }
   await rmdir(probe).catch(() => undefined);
   return { parent, existing: dir, missing };

@@ -24,10 +24,17 @@ describe('presets', () => {
   it.each(Object.entries(SPEC5))('%s has the sizes of docs/model.md §5', (name, [D, NL, V, H, F, Cdim, G, tied]) => {
     const p = loadPreset(name);
     const c = p.config;
-    expect([c.dModel, c.nLayer, c.vocabSize, c.nHeads, c.dInProj, c.convDim, c.nGroups, c.tieEmbeddings])
-      .toEqual([D, NL, V, H, F, Cdim, G, tied]);
-    expect([c.dState, c.headDim, c.dConv, c.chunkSize, c.dMlp, c.dtLimit[0], c.dtLimit[1]])
-      .toEqual([128, 64, 4, 256, 0, 0, Infinity]);
+    expect([c.dModel, c.nLayer, c.vocabSize, c.nHeads, c.dInProj, c.convDim, c.nGroups, c.tieEmbeddings]).toEqual([
+      D,
+      NL,
+      V,
+      H,
+      F,
+      Cdim,
+      G,
+      tied,
+    ]);
+    expect([c.dState, c.headDim, c.dConv, c.chunkSize, c.dMlp, c.dtLimit[0], c.dtLimit[1]]).toEqual([128, 64, 4, 256, 0, 0, Infinity]);
     expect(p.name).toBe(name);
     expect(p.format).toBe(name.startsWith('Mamba-Codestral') ? 'hf' : 'mamba_ssm');
     expect(p.source).toMatch(/^(state-spaces|mistralai)\//);
@@ -36,8 +43,19 @@ describe('presets', () => {
 
   it('has a tiny preset', () => {
     const c = loadPreset('tiny').config;
-    expect(c).toMatchObject({ dModel: 64, nLayer: 2, vocabSize: 256, dState: 16, headDim: 16, chunkSize: 16,
-      nGroups: 1, nHeads: 8, dInner: 128, convDim: 160, dInProj: 2 * 128 + 32 + 8 });
+    expect(c).toMatchObject({
+      dModel: 64,
+      nLayer: 2,
+      vocabSize: 256,
+      dState: 16,
+      headDim: 16,
+      chunkSize: 16,
+      nGroups: 1,
+      nHeads: 8,
+      dInner: 128,
+      convDim: 160,
+      dInProj: 2 * 128 + 32 + 8,
+    });
   });
 
   it('refuses an unknown name, listing the available ones', () => {
@@ -52,8 +70,11 @@ describe('presets', () => {
       expect(loadPreset('tiny').config.dModel).toBe(64);
       expect(modelsDir()).toBe(join(cwd, 'models'));
       const file = join(dir, 'mine.json');
-      await writeFile(file, '{"source": "x", "format": "hf", "config": {"model_type": "mamba2", "hidden_size": 32,' +
-        ' "num_heads": 4, "head_dim": 16, "n_groups": 2, "time_step_limit": [0, Infinity]}}');
+      await writeFile(
+        file,
+        '{"source": "x", "format": "hf", "config": {"model_type": "mamba2", "hidden_size": 32,' +
+          ' "num_heads": 4, "head_dim": 16, "n_groups": 2, "time_step_limit": [0, Infinity]}}',
+      );
       const p = loadPreset(file);
       expect([p.name, p.format, p.config.nGroups]).toEqual(['mine', 'hf', 2]);
       await writeFile(file, '{"source": "x", "format": "hf", "config": {"model_type": "mamba2", "hidden_size": 32}}');

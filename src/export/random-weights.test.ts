@@ -5,8 +5,16 @@ import { CheckpointError } from './checkpoint/types.js';
 import { randomWeights } from './random-weights.js';
 import { checkWeights, layerWeightKeys, weightKeys } from './weight-names.js';
 
-const c: Mamba2Config = makeConfig({ dModel: 64, nLayer: 3, vocabSize: 256, dState: 16, headDim: 16, chunkSize: 16,
-  bias: true, tieEmbeddings: false });
+const c: Mamba2Config = makeConfig({
+  dModel: 64,
+  nLayer: 3,
+  vocabSize: 256,
+  dState: 16,
+  headDim: 16,
+  chunkSize: 16,
+  bias: true,
+  tieEmbeddings: false,
+});
 const L0 = layerWeightKeys(c, 0);
 
 const range = (a: Float32Array): [number, number] => [Math.min(...a), Math.max(...a)];
@@ -54,8 +62,12 @@ describe('randomWeights', () => {
     expect(Math.min(...dt)).toBeGreaterThanOrEqual(0.001 - 1e-7);
     expect(Math.max(...dt)).toBeLessThanOrEqual(0.1 + 1e-7);
     for (const [k, lo, hi] of [
-      [L0.D, 0.9, 1.1], [L0.norm, 0.95, 1.05], [L0.gatedNorm, 0.95, 1.05], [weightKeys(c).normF, 0.95, 1.05],
-      [L0.conv, -0.5, 0.5], [L0.convBias ?? '', -0.5, 0.5],
+      [L0.D, 0.9, 1.1],
+      [L0.norm, 0.95, 1.05],
+      [L0.gatedNorm, 0.95, 1.05],
+      [weightKeys(c).normF, 0.95, 1.05],
+      [L0.conv, -0.5, 0.5],
+      [L0.convBias ?? '', -0.5, 0.5],
     ] as const) {
       const [mn, mx] = range(await read(k));
       expect(mn, k).toBeGreaterThanOrEqual(lo);
@@ -72,8 +84,7 @@ describe('randomWeights', () => {
   });
 
   it('uses the format’s key names and D (H·P) with D_has_hdim', async () => {
-    const hf = makeConfig({ dModel: 32, nLayer: 1, vocabSize: 64, dState: 8, headDim: 16, format: 'hf',
-      dHasHdim: true });
+    const hf = makeConfig({ dModel: 32, nLayer: 1, vocabSize: 64, dState: 8, headDim: 16, format: 'hf', dHasHdim: true });
     const s = randomWeights(hf, 1);
     expect(s.keys()).toContain('backbone.embeddings.weight');
     expect(s.keys()).toContain('lm_head.weight');

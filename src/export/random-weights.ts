@@ -102,27 +102,33 @@ function generate(t: ExpectedTensor, c: Mamba2Config, rng: Xoshiro128, out: Floa
     case 'gate':
     case 'up':
     case 'fc1':
-      return fillNormal(rng, out, 0.02);
+      fillNormal(rng, out, 0.02);
+      return;
     case 'outProj':
     case 'attnOut':
     case 'down':
-      return fillNormal(rng, out, 0.02 / Math.sqrt(2 * c.nLayer));
+      fillNormal(rng, out, 0.02 / Math.sqrt(2 * c.nLayer));
+      return;
     case 'norm':
     case 'normF':
     case 'gatedNorm':
     case 'attnNorm':
     case 'mlpNorm':
-      return fillUniform(rng, out, 0.95, 1.05);
+      fillUniform(rng, out, 0.95, 1.05);
+      return;
     case 'attnConv':
     case 'attnConvBias': {
       const bound = 1 / Math.sqrt(attentionOf(c).convKernel);
-      return fillUniform(rng, out, -bound, bound);
+      fillUniform(rng, out, -bound, bound);
+      return;
     }
     case 'conv':
     case 'convBias':
-      return fillUniform(rng, out, -convBound, convBound);
+      fillUniform(rng, out, -convBound, convBound);
+      return;
     case 'D':
-      return fillUniform(rng, out, 0.9, 1.1);
+      fillUniform(rng, out, 0.9, 1.1);
+      return;
     case 'aLog': // A = −exp(A_log) ∈ [−16, −1]
       for (let i = 0; i < out.length; i++) out[i] = Math.log(1 + 15 * rng.uniform());
       return;

@@ -38,7 +38,13 @@ export function ssdContrib(ctx: Ctx, inp: SsdInputs): SsdOut {
   });
 }
 
-export function convContrib(ctx: Ctx, xbc: Value /* [B,L,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
+export function convContrib(
+  ctx: Ctx,
+  xbc: Value /* [B,L,Cdim] */,
+  past: Value /* [B,Cdim,K-1] */,
+  w: Value,
+  b: Value | undefined,
+): ConvOut {
   const { g } = ctx;
   return g.scope('conv1d', () => {
     // channels-first: ORT 1.29's schema has no `channels_last` attribute (1.30 added it)
@@ -76,7 +82,13 @@ export function ssdStepContrib(ctx: Ctx, inp: { x: Value; dt: Value; A: Value; B
 }
 
 /** One token through CausalConvWithState (conv, bias, SiLU and the new window in one node). */
-export function causalConvStepContrib(ctx: Ctx, xbc: Value /* [B,Cdim] */, past: Value /* [B,Cdim,K-1] */, w: Value, b: Value | undefined): ConvOut {
+export function causalConvStepContrib(
+  ctx: Ctx,
+  xbc: Value /* [B,Cdim] */,
+  past: Value /* [B,Cdim,K-1] */,
+  w: Value,
+  b: Value | undefined,
+): ConvOut {
   const { g, c } = ctx;
   return g.scope('conv1d', () => {
     const x = op.Reshape(g, xbc, [B, c.convDim, 1]); // [B,Cdim,1]   channels-first, one column

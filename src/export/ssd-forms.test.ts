@@ -51,7 +51,9 @@ describe('forms against the HF fixtures (logits and final states ≤ 1e-4)', () 
     cases: { input_ids: number[][]; logits: number[][][] }[];
     final_states?: { case_index: number; conv_state: number[][][][]; ssm_state: number[][][][][] };
   }
-  const names = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((n) => existsSync(join(FIXTURES, n, 'reference.json')) && existsSync(join(FIXTURES, n, 'hf'))) : [];
+  const names = existsSync(FIXTURES)
+    ? readdirSync(FIXTURES).filter((n) => existsSync(join(FIXTURES, n, 'reference.json')) && existsSync(join(FIXTURES, n, 'hf')))
+    : [];
   if (names.length === 0) it.skip(`no fixtures at ${FIXTURES} (skipped)`, () => {});
   for (const name of names) {
     for (const form of OTHER_FORMS) {
@@ -162,7 +164,8 @@ describe('forms = chunked on random models (≤ 1e-5)', () => {
         expectClose('call 1 logits', a.logits, want.a.logits);
         const b = await s.forward(second, a.states);
         expectClose('call 2 logits', b.logits, want.b.logits);
-        for (const k of Object.keys(want.b.states)) expectClose(`call 2 ${k}`, b.states[k]!.data as Float32Array, want.b.states[k]!.data as Float32Array);
+        for (const k of Object.keys(want.b.states))
+          expectClose(`call 2 ${k}`, b.states[k]!.data as Float32Array, want.b.states[k]!.data as Float32Array);
         const t = await s.forward(step, b.states); // the one-token branch, from this form's states
         expectClose('step logits', t.logits, want.c.logits);
       } finally {

@@ -68,7 +68,14 @@ export function ssdFunction(ctx: Ctx, inp: SsdInputs): SsdOut {
   defineSsdChunkScan(g.model, c);
   const [H, P, N, G] = [c.nHeads, c.headDim, c.dState, c.nGroups];
   const [b, l] = [inp.x.shape[0]!, inp.x.shape[1]!];
-  const want: [keyof SsdInputs, Shape][] = [['x', [b, l, H, P]], ['dt', [b, l, H]], ['A', [H]], ['Bm', [b, l, G, N]], ['Cm', [b, l, G, N]], ['h0', [b, H, P, N]]];
+  const want: [keyof SsdInputs, Shape][] = [
+    ['x', [b, l, H, P]],
+    ['dt', [b, l, H]],
+    ['A', [H]],
+    ['Bm', [b, l, G, N]],
+    ['Cm', [b, l, G, N]],
+    ['h0', [b, H, P, N]],
+  ];
   for (const [k, s] of want) checkShape(inp[k].shape, s, g.nodeName(SSD_OP), `${k} (${inp[k].name})`);
   const [y, hT] = g.node(SSD_OP, [inp.x, inp.dt, inp.A, inp.Bm, inp.Cm, inp.h0], {
     domain: PROJECT_DOMAIN,

@@ -29,7 +29,13 @@ function config(k: Case) {
   return makeConfig({ dModel: (k.heads * k.P) / 2, nLayer: 1, vocabSize: 8, headDim: k.P, dState: k.N, nGroups: k.groups, chunkSize: k.Q });
 }
 
-async function checkChunked(k: Case, seed: number, segsum: 'stable' | 'diff' = 'stable', decay: [number, number] = [0.01, 0.5], tol = 2e-5): Promise<number> {
+async function checkChunked(
+  k: Case,
+  seed: number,
+  segsum: 'stable' | 'diff' = 'stable',
+  decay: [number, number] = [0.01, 0.5],
+  tol = 2e-5,
+): Promise<number> {
   const c = config(k);
   const m = new ModelBuilder({ name: 'ssd' });
   const g = m.graph;
@@ -131,7 +137,14 @@ describe('ssdStep = one step of the recurrence', () => {
       Cm: { data: Cs, dims: [b, gr, N] },
       h0: { data: hs, dims: [b, h, P, N] },
     });
-    const want = ssdSequential({ data: xs, shape: [b, 1, h, P] }, { data: dts, shape: [b, 1, h] }, As, { data: Bs, shape: [b, 1, gr, N] }, { data: Cs, shape: [b, 1, gr, N] }, { data: hs, shape: [b, h, P, N] });
+    const want = ssdSequential(
+      { data: xs, shape: [b, 1, h, P] },
+      { data: dts, shape: [b, 1, h] },
+      As,
+      { data: Bs, shape: [b, 1, gr, N] },
+      { data: Cs, shape: [b, 1, gr, N] },
+      { data: hs, shape: [b, h, P, N] },
+    );
     expect(maxDiff(got.y!.data, want.y.data).max).toBeLessThan(1e-5);
     expect(maxDiff(got.hT!.data, want.hT.data).max).toBeLessThan(1e-5);
   });

@@ -125,7 +125,8 @@ async function readOwner(path: string): Promise<OwnerRecord | undefined> {
   try {
     const r = JSON.parse(await readFile(path, 'utf8')) as Partial<OwnerRecord>;
     const opt = (v: unknown): boolean => v === undefined || typeof v === 'string';
-    if (!Number.isSafeInteger(r.pid) || typeof r.host !== 'string' || !opt(r.startTime) || !opt(r.bootId) || !opt(r.pidNs)) return undefined;
+    if (!Number.isSafeInteger(r.pid) || typeof r.host !== 'string' || !opt(r.startTime) || !opt(r.bootId) || !opt(r.pidNs))
+      return undefined;
     return r as OwnerRecord;
   } catch {
     return undefined;
@@ -157,7 +158,9 @@ async function newestMtime(path: string): Promise<number> {
 /** A model directory whose meta file parses and whose listed files all exist. */
 function isComplete(dir: string): boolean {
   try {
-    const meta = JSON.parse(readFileSync(join(dir, META_FILE), 'utf8')) as { files?: { model?: unknown; data?: unknown; tokenizer?: unknown } };
+    const meta = JSON.parse(readFileSync(join(dir, META_FILE), 'utf8')) as {
+      files?: { model?: unknown; data?: unknown; tokenizer?: unknown };
+    };
     const f = meta.files ?? {};
     const listed = [f.model, f.data, ...(Array.isArray(f.tokenizer) ? f.tokenizer : [])].filter((x): x is string => typeof x === 'string');
     return typeof f.model === 'string' && listed.every((x) => existsSync(join(dir, x)));
@@ -224,7 +227,9 @@ export async function cleanStaleTemps(outDir: string, opts: StaleTempOptions = {
   }
   const dirs = result.removed.filter((p) => !p.endsWith(OWNER_SUFFIX));
   if (dirs.length > 0) {
-    opts.onWarning?.(`removed ${dirs.length} temporary director${dirs.length === 1 ? 'y' : 'ies'} left by killed exports: ${dirs.map((p) => basename(p)).join(', ')}`);
+    opts.onWarning?.(
+      `removed ${dirs.length} temporary director${dirs.length === 1 ? 'y' : 'ies'} left by killed exports: ${dirs.map((p) => basename(p)).join(', ')}`,
+    );
   }
   return result;
 }

@@ -6,14 +6,7 @@ import { loadConfig, makeConfig } from './config.js';
 import type { Mamba2Config } from '../package/config.js';
 import type { CkptDType, TensorInfo, TensorStore } from './checkpoint/types.js';
 import { randomWeights } from './random-weights.js';
-import {
-  checkWeights,
-  expectedTensors,
-  LM_HEAD_KEY,
-  layerWeightKeys,
-  WeightMismatchError,
-  weightKeys,
-} from './weight-names.js';
+import { checkWeights, expectedTensors, LM_HEAD_KEY, layerWeightKeys, WeightMismatchError, weightKeys } from './weight-names.js';
 
 const FIXTURES = process.env.MAMBA2_FIXTURES ?? fileURLToPath(new URL('../../../shared/fixtures', import.meta.url));
 const HAVE_FIXTURES = existsSync(FIXTURES);
@@ -24,9 +17,7 @@ const tiny = (over: Partial<Parameters<typeof makeConfig>[0]> = {}): Mamba2Confi
 
 /** A data-less store over a list of (key, shape, dtype). */
 function infoStore(entries: [string, readonly number[], CkptDType?][]): TensorStore {
-  const map = new Map<string, TensorInfo>(
-    entries.map(([key, shape, dtype]) => [key, { key, shape, dtype: dtype ?? 'F32' }]),
-  );
+  const map = new Map<string, TensorInfo>(entries.map(([key, shape, dtype]) => [key, { key, shape, dtype: dtype ?? 'F32' }]));
   return {
     kind: 'test',
     keys: () => [...map.keys()].sort(),
@@ -143,8 +134,9 @@ describe('checkWeights', () => {
 
   it('hints at the other format when only the other embedding name is present', () => {
     const hfStore = randomWeights(tiny({ format: 'hf', tieEmbeddings: true }), 3);
-    expect(() => checkWeights(tiny(), hfStore)).toThrow('missing backbone.embedding.weight' +
-      ' (found backbone.embeddings.weight: is this a hf checkpoint? the config is mamba_ssm)');
+    expect(() => checkWeights(tiny(), hfStore)).toThrow(
+      'missing backbone.embedding.weight' + ' (found backbone.embeddings.weight: is this a hf checkpoint? the config is mamba_ssm)',
+    );
   });
 });
 

@@ -50,7 +50,8 @@ export function layerWeightKeys(c: Mamba2Config, i: number): LayerWeightKeys {
   if (!Number.isInteger(i) || i < 0 || i >= c.nLayer) {
     throw new RangeError(`layer: expected an integer in [0, ${c.nLayer}), got ${i}`);
   }
-  if (layerKinds(c)[i] !== 'mamba2') throw new RangeError(`layer: expected a Mamba-2 layer, got ${i}, an attention layer (hybrid-names.ts has its keys)`);
+  if (layerKinds(c)[i] !== 'mamba2')
+    throw new RangeError(`layer: expected a Mamba-2 layer, got ${i}, an attention layer (hybrid-names.ts has its keys)`);
   const { norm, mixer: m } = layerPrefix(c, i);
   return {
     norm,
@@ -126,10 +127,7 @@ export class WeightMismatchError extends Error {
     readonly missing: readonly string[],
     readonly mismatched: readonly { key: string; expected: string; got: string }[],
   ) {
-    const lines = [
-      ...missing.map((k) => `  missing ${k}`),
-      ...mismatched.map((m) => `  ${m.key}: expected ${m.expected}, got ${m.got}`),
-    ];
+    const lines = [...missing.map((k) => `  missing ${k}`), ...mismatched.map((m) => `  ${m.key}: expected ${m.expected}, got ${m.got}`)];
     const counts = `${missing.length} missing, ${mismatched.length} with the wrong shape or dtype`;
     super(`${source}: the checkpoint does not match the config (${counts}):\n${lines.join('\n')}`);
     this.name = 'WeightMismatchError';

@@ -83,14 +83,21 @@ function storeTensor(store: TensorStore, key: string): TensorData {
 
 /** The tensor as float16 bits, converted when the serializer asks. */
 function storeTensorF16(store: TensorStore, key: string): TensorData {
-  return lazyTensor('float16', infoOf(store, key), async () => asBytes(toFloat16(await readChecked(store, key), `checkpoint tensor '${key}'`)));
+  return lazyTensor('float16', infoOf(store, key), async () =>
+    asBytes(toFloat16(await readChecked(store, key), `checkpoint tensor '${key}'`)),
+  );
 }
 
 /**
  * MatMulNBits tensors of a [N,K] weight: B, scales, zero points as three lazy tensors sharing one
  * quantization (done on the first read, dropped once all three are written).
  */
-function storeTensorNBits(store: TensorStore, key: string, bits: NBits, blockSize: number): { N: number; K: number; b: TensorData; scales: TensorData; zeroPoints: TensorData } {
+function storeTensorNBits(
+  store: TensorStore,
+  key: string,
+  bits: NBits,
+  blockSize: number,
+): { N: number; K: number; b: TensorData; scales: TensorData; zeroPoints: TensorData } {
   const shape = infoOf(store, key);
   if (shape.length !== 2) throw new Error(`checkpoint tensor '${key}': expected a 2-D weight to quantize, got shape [${shape.join(',')}]`);
   const [N, K] = shape as [number, number];
@@ -106,9 +113,21 @@ function storeTensorNBits(store: TensorStore, key: string, bits: NBits, blockSiz
   return {
     N,
     K,
-    b: lazyTensor('uint8', [N, kb, (blockSize * bits) / 8], part((q) => q.b)),
-    scales: lazyTensor('float32', [N, kb], part((q) => q.scales)),
-    zeroPoints: lazyTensor('uint8', [N, zpColsOf(K, blockSize, bits)], part((q) => q.zeroPoints)),
+    b: lazyTensor(
+      'uint8',
+      [N, kb, (blockSize * bits) / 8],
+      part((q) => q.b),
+    ),
+    scales: lazyTensor(
+      'float32',
+      [N, kb],
+      part((q) => q.scales),
+    ),
+    zeroPoints: lazyTensor(
+      'uint8',
+      [N, zpColsOf(K, blockSize, bits)],
+      part((q) => q.zeroPoints),
+    ),
   };
 }
 
@@ -167,12 +186,19 @@ export function declareMambaLayer(d: Declarer, c: Mamba2Config, i: number): Laye
  * Declares every weight of the model as an initializer of `g`, in checkpoint order of use:
  * embedding, layers (each by `layer`), norm_f, lm_head.
  */
-export function declareModelWeights<L>(g: GraphBuilder, c: Mamba2Config, store: TensorStore, plan: WeightPlan, layer: (d: Declarer, i: number) => L): Omit<ModelWeights, 'layers'> & { layers: L[] } {
+export function declareModelWeights<L>(
+  g: GraphBuilder,
+  c: Mamba2Config,
+  store: TensorStore,
+  plan: WeightPlan,
+  layer: (d: Declarer, i: number) => L,
+): Omit<ModelWeights, 'layers'> & { layers: L[] } {
   const bits = BITS[plan.dtype];
   const d = weightDeclarer(g, store, plan);
   const keys = weightKeys(c);
   const quantEmb = bits !== undefined && plan.quantizeEmbedding !== false;
-  const embedding: EmbeddingWeight = quantEmb || plan.dtype === 'fp16' ? d.proj(keys.embedding) : { kind: 'dense', w: d.init(keys.embedding) };
+  const embedding: EmbeddingWeight =
+    quantEmb || plan.dtype === 'fp16' ? d.proj(keys.embedding) : { kind: 'dense', w: d.init(keys.embedding) };
   const layers: L[] = [];
   for (let i = 0; i < c.nLayer; i++) layers.push(layer(d, i));
   const normF = d.init(keys.normF);

@@ -63,8 +63,12 @@ describe('opsets', () => {
     const g = m.graph;
     const x = g.input('x', 'float32', [2, 3]);
     expect(() => op.Split(g, x, [1, 2], 1)).toThrow(/Split' needs ai.onnx opset ≥ 18, the model imports 13/);
-    expect(() => g.node('NoSuchOp', [x], { outputs: [{ dtype: 'float32', shape: [2, 3] }] })).toThrow(/not in the builder's operator table/);
-    expect(() => g.node('MatMulNBits', [x], { domain: 'com.microsoft', outputs: [{ dtype: 'float32', shape: [2, 3] }] })).toThrow(/needs an opset import for domain 'com.microsoft'/);
+    expect(() => g.node('NoSuchOp', [x], { outputs: [{ dtype: 'float32', shape: [2, 3] }] })).toThrow(
+      /not in the builder's operator table/,
+    );
+    expect(() => g.node('MatMulNBits', [x], { domain: 'com.microsoft', outputs: [{ dtype: 'float32', shape: [2, 3] }] })).toThrow(
+      /needs an opset import for domain 'com.microsoft'/,
+    );
   });
 });
 
@@ -79,7 +83,13 @@ describe('model-local functions and If', () => {
     const [y] = g.node('SiluTimes2', [x], { domain: PROJECT_DOMAIN, outputs: [{ dtype: 'float32', shape: ['N'] }] });
     const n = op.Shape(g, x);
     const isOne = op.Squeeze(g, op.Equal(g, n, g.constant('int64', [1], [1])), [0]);
-    const [z] = op.If(g, isOne, [['N']], (sg) => [op.Neg(sg, y!)], (sg) => [op.Identity(sg, y!)]);
+    const [z] = op.If(
+      g,
+      isOne,
+      [['N']],
+      (sg) => [op.Neg(sg, y!)],
+      (sg) => [op.Identity(sg, y!)],
+    );
     g.output(z!, 'z');
     const r = rand(1);
     const xs = randArray(5, r);
@@ -96,8 +106,15 @@ describe('serialization', () => {
       const m = new ModelBuilder({ name: 't' });
       const g = m.graph;
       const x = g.input('x', 'float32', ['B', 4]);
-      const w = g.constant('float32', [4, 4], Array.from({ length: 16 }, (_, i) => i / 7));
-      g.output(g.scope('proj', () => op.MatMul(g, x, w)), 'y');
+      const w = g.constant(
+        'float32',
+        [4, 4],
+        Array.from({ length: 16 }, (_, i) => i / 7),
+      );
+      g.output(
+        g.scope('proj', () => op.MatMul(g, x, w)),
+        'y',
+      );
       return m.finish();
     };
     const d1 = mkdtempSync(join(tmpdir(), 'm2o-det-'));

@@ -188,7 +188,14 @@ export class GraphBuilder implements ValueOwner {
     // subgraph outputs must be computed inside the subgraph: pass outer values through an Identity
     if (rename || (this.mode !== 'graph' && v.owner !== this)) {
       const id = rename ? this.model.reserve(name, 'graph output') : this.model.unique(`${v.name}_out`);
-      const node: NodeIR = { name: this.model.unique(this.nodeName(`${name ?? 'output'}/Identity`)), opType: 'Identity', domain: '', inputs: [v.name], outputs: [id], attributes: {} };
+      const node: NodeIR = {
+        name: this.model.unique(this.nodeName(`${name ?? 'output'}/Identity`)),
+        opType: 'Identity',
+        domain: '',
+        inputs: [v.name],
+        outputs: [id],
+        attributes: {},
+      };
       this.nodes.push(node);
       out = new Value(this, id, v.dtype, v.shape, 'node', node);
     }
@@ -200,7 +207,15 @@ export class GraphBuilder implements ValueOwner {
   initializer(name: string, data: TensorData): Value {
     if (this.mode === 'function') throw new Error(`initializer '${name}': function bodies cannot hold initializers`);
     const root = this.root();
-    const v = new Value(root, this.model.reserve(name, 'initializer'), data.dtype, [...data.dims], 'initializer', undefined, data as KnownTensor);
+    const v = new Value(
+      root,
+      this.model.reserve(name, 'initializer'),
+      data.dtype,
+      [...data.dims],
+      'initializer',
+      undefined,
+      data as KnownTensor,
+    );
     root.inits.push({ name: v.name, data });
     return v;
   }

@@ -8,8 +8,12 @@ import { EXTERNAL_ALIGNMENT, saveModel } from './serialize.js';
 import { controlModel, mlpModel } from '../../test/helpers/graph-models.js';
 
 let root: string;
-beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'm2o-load-')); });
-afterAll(async () => { await rm(root, { recursive: true, force: true }); });
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'm2o-load-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
 
 async function saved(name: string, external: boolean): Promise<string> {
   const dir = join(root, name);
@@ -32,27 +36,47 @@ describe('loadModelSummary', () => {
     expect(s.outputs).toEqual([{ name: 'y', dtype: 'float32', dims: ['batch', 3] }]);
     expect(s.opCounts).toEqual({ 'ai.onnx::MatMul': 2, 'ai.onnx::Add': 1, 'ai.onnx::LayerNormalization': 1 });
     expect(s.initializers).toEqual({ count: 5, parameters: 12 + 3 + 9 + 3 + 3, bytes: 120, inlineBytes: 36, externalBytes: 84 });
-    expect(s.externalData).toEqual([{
-      location: 'model.onnx.data', path: join(root, 'mlp', 'model.onnx.data'), tensors: 2, bytes: 84, fileSize: EXTERNAL_ALIGNMENT + 36,
-    }]);
+    expect(s.externalData).toEqual([
+      {
+        location: 'model.onnx.data',
+        path: join(root, 'mlp', 'model.onnx.data'),
+        tensors: 2,
+        bytes: 84,
+        fileSize: EXTERNAL_ALIGNMENT + 36,
+      },
+    ]);
     expect(s.functions).toEqual([]);
   });
 
   it('counts ops inside If subgraphs and function bodies separately', async () => {
     const s = await loadModelSummary(await saved('control', false));
     expect(s.opsetImports).toEqual({ '': 21, 'ai.mamba2onnx': 1 });
-    expect(s.inputs).toEqual([{ name: 'x', dtype: 'float32', dims: [null] }, { name: 'cond', dtype: 'bool', dims: [] }]);
+    expect(s.inputs).toEqual([
+      { name: 'x', dtype: 'float32', dims: [null] },
+      { name: 'cond', dtype: 'bool', dims: [] },
+    ]);
     expect(s.opCounts).toEqual({
-      'ai.onnx::If': 1, 'ai.onnx::Mul': 1, 'ai.onnx::Constant': 1, 'ai.onnx::Add': 1, 'ai.mamba2onnx::ScaleAdd': 1,
+      'ai.onnx::If': 1,
+      'ai.onnx::Mul': 1,
+      'ai.onnx::Constant': 1,
+      'ai.onnx::Add': 1,
+      'ai.mamba2onnx::ScaleAdd': 1,
     });
     expect(s.functionOpCounts).toEqual({
       'ai.mamba2onnx::ScaleAdd': { 'ai.onnx::Constant': 1, 'ai.onnx::Mul': 1, 'ai.onnx::Add': 1 },
     });
     expect(s.initializers).toEqual({ count: 1, parameters: 1, bytes: 4, inlineBytes: 4, externalBytes: 0 });
     expect(s.externalData).toEqual([]);
-    expect(s.functions).toEqual([{
-      domain: 'ai.mamba2onnx', name: 'ScaleAdd', inputs: ['X', 'Y'], outputs: ['Out'], attributes: ['alpha'], nodes: 3,
-    }]);
+    expect(s.functions).toEqual([
+      {
+        domain: 'ai.mamba2onnx',
+        name: 'ScaleAdd',
+        inputs: ['X', 'Y'],
+        outputs: ['Out'],
+        attributes: ['alpha'],
+        nodes: 3,
+      },
+    ]);
   });
 
   it('reports a missing or truncated external data file', async () => {
@@ -70,18 +94,44 @@ describe('loadModelSummary', () => {
     await writeFile(junk, Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff]));
     await expect(loadModelSummary(junk)).rejects.toThrow(/not an ONNX ModelProto/);
 
-    const escape = join(root, 'escape.onnx');
-    await writeFile(escape, encodeModel({
-      irVersion: 10, opsetImport: [{ domain: '', version: 21 }], metadataProps: [], functions: [],
-      graph: {
-        name: 'g', node: [], input: [], output: [], valueInfo: [], metadataProps: [],
-        initializer: [{
-          name: 'w', dims: [2], dataType: 1, dataLocation: 1,
-          externalData: [{ key: 'location', value: '../w.bin' }, { key: 'offset', value: '0' }, { key: 'length', value: '8' }],
-          floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], metadataProps: [],
-        }],
-      },
-    }));
-    await expect(loadModelSummary(escape)).rejects.toThrow(/location '\.\.\/w\.bin' must be a path inside the model's directory/);
+    const escapePath = join(root, 'escape.onnx');
+    await writeFile(
+      escapePath,
+      encodeModel({
+        irVersion: 10,
+        opsetImport: [{ domain: '', version: 21 }],
+        metadataProps: [],
+        functions: [],
+        graph: {
+          name: 'g',
+          node: [],
+          input: [],
+          output: [],
+          valueInfo: [],
+          metadataProps: [],
+          initializer: [
+            {
+              name: 'w',
+              dims: [2],
+              dataType: 1,
+              dataLocation: 1,
+              externalData: [
+                { key: 'location', value: '../w.bin' },
+                { key: 'offset', value: '0' },
+                { key: 'length', value: '8' },
+              ],
+              floatData: [],
+              int32Data: [],
+              stringData: [],
+              int64Data: [],
+              doubleData: [],
+              uint64Data: [],
+              metadataProps: [],
+            },
+          ],
+        },
+      }),
+    );
+    await expect(loadModelSummary(escapePath)).rejects.toThrow(/location '\.\.\/w\.bin' must be a path inside the model's directory/);
   });
 });

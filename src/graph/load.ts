@@ -6,8 +6,14 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, normalize, resolve, sep } from 'node:path';
 import { DTYPE_FROM_ONNX } from '../onnx/dtype.js';
 import {
-  DATA_LOCATION, decodeModel,
-  type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
+  DATA_LOCATION,
+  decodeModel,
+  type AttributeProto,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
 } from '../onnx/proto.js';
 
 export interface TensorInfoSummary {
@@ -62,12 +68,37 @@ export interface ModelSummary {
 
 /** Bits per element by ONNX `TensorProto.DataType` code (STRING excluded). */
 const ONNX_BITS: ReadonlyMap<number, number> = new Map([
-  [1, 32], [2, 8], [3, 8], [4, 16], [5, 16], [6, 32], [7, 64], [9, 8], [10, 16], [11, 64], [12, 32],
-  [13, 64], [14, 64], [15, 128], [16, 16], [17, 8], [18, 8], [19, 8], [20, 8], [21, 4], [22, 4], [23, 4],
+  [1, 32],
+  [2, 8],
+  [3, 8],
+  [4, 16],
+  [5, 16],
+  [6, 32],
+  [7, 64],
+  [9, 8],
+  [10, 16],
+  [11, 64],
+  [12, 32],
+  [13, 64],
+  [14, 64],
+  [15, 128],
+  [16, 16],
+  [17, 8],
+  [18, 8],
+  [19, 8],
+  [20, 8],
+  [21, 4],
+  [22, 4],
+  [23, 4],
 ]);
 const PROTO_LIMIT = 2 ** 31 - 1;
 
-interface ExternalRef { tensor: string; location: string; offset: number; length: number }
+interface ExternalRef {
+  tensor: string;
+  location: string;
+  offset: number;
+  length: number;
+}
 
 export async function loadModelSummary(path: string): Promise<ModelSummary> {
   const fileBytes = await statOrThrow(path, `loadModelSummary: model file '${path}'`);
@@ -188,14 +219,17 @@ function externalRef(t: TensorProto, expected: number | undefined): ExternalRef 
   }
   const length = lengthStr === undefined ? expected! : nonNegInt(lengthStr, `tensor '${name}' external length`);
   if (expected !== undefined && length !== expected) {
-    throw new RangeError(`loadModelSummary: tensor '${name}' external length is ${length} bytes, expected ${expected} for its dtype and dims`);
+    throw new RangeError(
+      `loadModelSummary: tensor '${name}' external length is ${length} bytes, expected ${expected} for its dtype and dims`,
+    );
   }
   return { tensor: name, location, offset, length };
 }
 
 function nonNegInt(s: string, what: string): number {
   const n = Number(s);
-  if (!/^\d+$/.test(s) || !Number.isSafeInteger(n)) throw new RangeError(`loadModelSummary: ${what} expected a non-negative integer, got '${s}'`);
+  if (!/^\d+$/.test(s) || !Number.isSafeInteger(n))
+    throw new RangeError(`loadModelSummary: ${what} expected a non-negative integer, got '${s}'`);
   return n;
 }
 
@@ -207,7 +241,9 @@ async function checkExternal(modelPath: string, refs: readonly ExternalRef[]): P
     if (f === undefined) {
       const norm = normalize(r.location);
       if (isAbsolute(r.location) || norm === '..' || norm.startsWith(`..${sep}`)) {
-        throw new RangeError(`loadModelSummary: tensor '${r.tensor}' external location '${r.location}' must be a path inside the model's directory`);
+        throw new RangeError(
+          `loadModelSummary: tensor '${r.tensor}' external location '${r.location}' must be a path inside the model's directory`,
+        );
       }
       const path = resolve(dir, r.location);
       const fileSize = await statOrThrow(path, `loadModelSummary: external data file '${path}' (tensor '${r.tensor}')`);

@@ -19,7 +19,8 @@ function expectRank(g: GraphBuilder, op: string, v: Value, rank: number, axes: s
 }
 
 function expectDim(g: GraphBuilder, op: string, v: Value, axis: number, want: Dim, axes: string): void {
-  if (dimEquals(v.shape[axis]!, want) === false) throw new ShapeError(g.nodeName(op), v.name, `${axes} with dim ${axis} = ${String(want)}`, fmtShape(v.shape));
+  if (dimEquals(v.shape[axis]!, want) === false)
+    throw new ShapeError(g.nodeName(op), v.name, `${axes} with dim ${axis} = ${String(want)}`, fmtShape(v.shape));
 }
 
 export type LinearAttentionRule = 'linear' | 'gated' | 'delta' | 'gated_delta';
@@ -56,8 +57,10 @@ export function LinearAttention(
     throw new ShapeError(g.nodeName(op), 'q_num_heads/kv_num_heads', 'positive, one a multiple of the other', `${hq}/${hkv}`);
   }
   const [qh, vh] = [q.shape[2]!, v.shape[2]!];
-  if (typeof qh !== 'number' || qh % hq !== 0) throw new ShapeError(g.nodeName(op), q.name, `last dim a multiple of q_num_heads ${hq}`, fmtShape(q.shape));
-  if (typeof vh !== 'number' || vh % hkv !== 0) throw new ShapeError(g.nodeName(op), v.name, `last dim a multiple of kv_num_heads ${hkv}`, fmtShape(v.shape));
+  if (typeof qh !== 'number' || qh % hq !== 0)
+    throw new ShapeError(g.nodeName(op), q.name, `last dim a multiple of q_num_heads ${hq}`, fmtShape(q.shape));
+  if (typeof vh !== 'number' || vh % hkv !== 0)
+    throw new ShapeError(g.nodeName(op), v.name, `last dim a multiple of kv_num_heads ${hkv}`, fmtShape(v.shape));
   const [dk, dv] = [qh / hq, vh / hkv];
   const kh = k.shape[2]!;
   if (typeof kh !== 'number' || kh % dk !== 0 || hkv % (kh / dk) !== 0) {
@@ -68,14 +71,17 @@ export function LinearAttention(
     expectDim(g, op, x, 1, q.shape[1]!, '[B,T,·]');
   }
   const needsDecay = opts.updateRule === 'gated' || opts.updateRule === 'gated_delta';
-  if (needsDecay !== (decay !== undefined)) throw new ShapeError(g.nodeName(op), 'decay', needsDecay ? 'a decay input' : 'no decay input', needsDecay ? 'none' : decay!.name);
-  if (decay && decay.shape[2] !== hkv && decay.shape[2] !== hkv * dk) throw new ShapeError(g.nodeName(op), decay.name, `[B,T,${hkv}] or [B,T,${hkv * dk}]`, fmtShape(decay.shape));
+  if (needsDecay !== (decay !== undefined))
+    throw new ShapeError(g.nodeName(op), 'decay', needsDecay ? 'a decay input' : 'no decay input', needsDecay ? 'none' : decay!.name);
+  if (decay && decay.shape[2] !== hkv && decay.shape[2] !== hkv * dk)
+    throw new ShapeError(g.nodeName(op), decay.name, `[B,T,${hkv}] or [B,T,${hkv * dk}]`, fmtShape(decay.shape));
   const stateShape = [q.shape[0]!, hkv, dk, dv];
   if (past) {
     expectRank(g, op, past, 4, '[B,H_kv,d_k,d_v]');
     stateShape.forEach((d, i) => expectDim(g, op, past, i, d, '[B,H_kv,d_k,d_v]'));
   }
-  if (opts.updateRule === 'delta' || opts.updateRule === 'gated_delta') throw new ShapeError(g.nodeName(op), 'beta', 'update_rule linear or gated (beta is not wrapped)', opts.updateRule);
+  if (opts.updateRule === 'delta' || opts.updateRule === 'gated_delta')
+    throw new ShapeError(g.nodeName(op), 'beta', 'update_rule linear or gated (beta is not wrapped)', opts.updateRule);
   const [y, state] = g.node(op, [q, k, v, past, decay], {
     domain: MS_DOMAIN,
     attrs: { update_rule: str(opts.updateRule), q_num_heads: int(hq), kv_num_heads: int(hkv), scale: float(opts.scale) },
@@ -98,7 +104,14 @@ export interface CausalConvOptions {
  * the input, optional fused SiLU, and the new state (the last K−1 input columns).
  * w [C,1,K], bias [C]; channels-first x [B,C,L] / state [B,C,K−1], or channels-last x [B,L,C] / state [B,K−1,C].
  */
-export function CausalConvWithState(g: GraphBuilder, x: Value, w: Value, bias: Value | undefined, past: Value | undefined, opts: CausalConvOptions = {}): { y: Value; state: Value } {
+export function CausalConvWithState(
+  g: GraphBuilder,
+  x: Value,
+  w: Value,
+  bias: Value | undefined,
+  past: Value | undefined,
+  opts: CausalConvOptions = {},
+): { y: Value; state: Value } {
   const op = 'CausalConvWithState';
   expectRank(g, op, x, 3, opts.channelsLast ? '[B,L,C]' : '[B,C,L]');
   expectRank(g, op, w, 3, '[C,1,K]');

@@ -44,9 +44,16 @@ export function Scan(g: GraphBuilder, spec: ScanSpec): { states: Value[]; output
   // body inputs are named under a prefix unique in the model (`unique` reserves the prefix itself)
   const pre = g.model.unique(`${name}/body`.replace(/^\//, ''));
   const stIn = spec.states.map((s, k) => sg.input(`${pre}/state_${k}`, s.dtype, s.shape));
-  const elIn = spec.scanInputs.map((s, k) => sg.input(`${pre}/elem_${k}`, s.value.dtype, s.value.shape.filter((_, j) => j !== axes[k])));
+  const elIn = spec.scanInputs.map((s, k) =>
+    sg.input(
+      `${pre}/elem_${k}`,
+      s.value.dtype,
+      s.value.shape.filter((_, j) => j !== axes[k]),
+    ),
+  );
   const res = spec.body(sg, stIn, elIn);
-  if (res.states.length !== spec.states.length) throw new ShapeError(name, 'body states', `${spec.states.length} values`, `${res.states.length}`);
+  if (res.states.length !== spec.states.length)
+    throw new ShapeError(name, 'body states', `${spec.states.length} values`, `${res.states.length}`);
   res.states.forEach((s, k) => {
     const want = spec.states[k]!;
     if (s.dtype !== want.dtype || s.rank !== want.rank) {
@@ -66,9 +73,14 @@ export function Scan(g: GraphBuilder, spec: ScanSpec): { states: Value[]; output
       body: { type: 'graph', value: sg.toGraphIR() },
       num_scan_inputs: int(spec.scanInputs.length),
       scan_input_axes: axes.some((a) => a !== 0) ? ints(axes) : undefined,
-      scan_output_axes: outAxes.some((a) => a !== 0) ? ints(outAxes.map((a, k) => normAxis(a, res.outputs[k]!.rank + 1, name, 'outputAxes'))) : undefined,
+      scan_output_axes: outAxes.some((a) => a !== 0)
+        ? ints(outAxes.map((a, k) => normAxis(a, res.outputs[k]!.rank + 1, name, 'outputAxes')))
+        : undefined,
     },
-    outputs: [...spec.states.map((s) => ({ dtype: s.dtype, shape: s.shape })), ...res.outputs.map((o, k) => ({ dtype: o.dtype, shape: outShapes[k]! }))],
+    outputs: [
+      ...spec.states.map((s) => ({ dtype: s.dtype, shape: s.shape })),
+      ...res.outputs.map((o, k) => ({ dtype: o.dtype, shape: outShapes[k]! })),
+    ],
   });
   return { states: outs.slice(0, spec.states.length), outputs: outs.slice(spec.states.length) };
 }

@@ -55,7 +55,11 @@ export const Identity = unary('Identity', false);
 function variadic(op: string) {
   return (g: GraphBuilder, ...xs: Value[]): Value => {
     const t = sameType(g, op, xs);
-    const shape = broadcastShapes(xs.map((x) => x.shape), g.nodeName(op), xs.map((x) => x.name));
+    const shape = broadcastShapes(
+      xs.map((x) => x.shape),
+      g.nodeName(op),
+      xs.map((x) => x.name),
+    );
     return g.node(op, xs, { outputs: [{ dtype: t, shape }] })[0]!;
   };
 }
@@ -97,7 +101,8 @@ export function Gemm(g: GraphBuilder, a: Value, b: Value, c?: Value, opts: { tra
   if (b.rank !== 2) throw new ShapeError(name, b.name, 'rank 2', fmtShape(b.shape));
   const [m, ka] = opts.transA ? [a.shape[1]!, a.shape[0]!] : [a.shape[0]!, a.shape[1]!];
   const [kb, n] = opts.transB ? [b.shape[1]!, b.shape[0]!] : [b.shape[0]!, b.shape[1]!];
-  if (dimEquals(ka, kb) === false) throw new ShapeError(name, b.name, `K = ${String(ka)} (from ${a.name})`, `K = ${String(kb)} in ${fmtShape(b.shape)}`);
+  if (dimEquals(ka, kb) === false)
+    throw new ShapeError(name, b.name, `K = ${String(ka)} (from ${a.name})`, `K = ${String(kb)} in ${fmtShape(b.shape)}`);
   if (c) broadcastShapes([[m, n], c.shape], name, ['A·B', c.name]);
   return g.node('Gemm', [a, b, c], {
     attrs: { transA: opts.transA ? i(1) : undefined, transB: opts.transB ? i(1) : undefined },

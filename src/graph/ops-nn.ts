@@ -8,7 +8,13 @@ const ints = (value: number[]) => ({ type: 'ints' as const, value });
 const int = (value: number) => ({ type: 'int' as const, value });
 
 /** 1-D Conv: x [N,C,L], w [M,C/group,K], bias [M], no padding unless `pads` [begin,end]. */
-export function Conv1d(g: GraphBuilder, x: Value, w: Value, bias: Value | undefined, opts: { group: number; pads?: [number, number] }): Value {
+export function Conv1d(
+  g: GraphBuilder,
+  x: Value,
+  w: Value,
+  bias: Value | undefined,
+  opts: { group: number; pads?: [number, number] },
+): Value {
   const name = g.nodeName('Conv');
   if (x.rank !== 3) throw new ShapeError(name, x.name, '[N,C,L]', fmtShape(x.shape));
   if (w.rank !== 3) throw new ShapeError(name, w.name, '[M,C/group,K]', fmtShape(w.shape));
@@ -44,7 +50,8 @@ export function If(
     const outs = fn(sg);
     if (outs.length !== shapes.length) throw new ShapeError(name, label, `${shapes.length} outputs`, `${outs.length}`);
     outs.forEach((o, k) => {
-      if (o.rank !== shapes[k]!.length) throw new ShapeError(name, `${label} output #${k} (${o.name})`, fmtShape(shapes[k]!), fmtShape(o.shape));
+      if (o.rank !== shapes[k]!.length)
+        throw new ShapeError(name, `${label} output #${k} (${o.name})`, fmtShape(shapes[k]!), fmtShape(o.shape));
       sg.output(o); // an outer value passes through an Identity; the dtype is o's either way
     });
     return { graph: sg.toGraphIR(), dtypes: outs.map((o) => o.dtype) };

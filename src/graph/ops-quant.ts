@@ -24,16 +24,26 @@ export interface MatMulNBitsOptions {
   accuracyLevel?: 0 | 1 | 2 | 3 | 4;
 }
 
-export function MatMulNBits(g: GraphBuilder, a: Value, b: Value, scales: Value, zeroPoints: Value | undefined, bias: Value | undefined, o: MatMulNBitsOptions): Value {
+export function MatMulNBits(
+  g: GraphBuilder,
+  a: Value,
+  b: Value,
+  scales: Value,
+  zeroPoints: Value | undefined,
+  bias: Value | undefined,
+  o: MatMulNBitsOptions,
+): Value {
   const name = g.nodeName('MatMulNBits');
   if (a.dtype !== 'float32' && a.dtype !== 'float16') throw new ShapeError(name, a.name, 'dtype float32 or float16', a.dtype);
   if (a.rank < 2) throw new ShapeError(name, a.name, 'rank ≥ 2 [..., K]', fmtShape(a.shape));
   if (a.shape[a.rank - 1] !== o.K) throw new ShapeError(name, a.name, `last dim K = ${o.K}`, fmtShape(a.shape));
-  if (!(o.blockSize >= 16 && (o.blockSize & (o.blockSize - 1)) === 0)) throw new ShapeError(name, 'block_size', 'a power of 2 ≥ 16', String(o.blockSize));
+  if (!(o.blockSize >= 16 && (o.blockSize & (o.blockSize - 1)) === 0))
+    throw new ShapeError(name, 'block_size', 'a power of 2 ≥ 16', String(o.blockSize));
   const kBlocks = Math.ceil(o.K / o.blockSize);
   const blob = (o.blockSize * o.bits) / 8;
   const wantB = [o.N, kBlocks, blob];
-  if (b.dtype !== 'uint8' || fmtShape(b.shape) !== fmtShape(wantB)) throw new ShapeError(name, b.name, `uint8 ${fmtShape(wantB)}`, `${b.dtype} ${fmtShape(b.shape)}`);
+  if (b.dtype !== 'uint8' || fmtShape(b.shape) !== fmtShape(wantB))
+    throw new ShapeError(name, b.name, `uint8 ${fmtShape(wantB)}`, `${b.dtype} ${fmtShape(b.shape)}`);
   const sShape = fmtShape(scales.shape);
   if (scales.dtype !== a.dtype || (sShape !== fmtShape([o.N * kBlocks]) && sShape !== fmtShape([o.N, kBlocks]))) {
     throw new ShapeError(name, scales.name, `${a.dtype} [${o.N * kBlocks}] or [${o.N},${kBlocks}]`, `${scales.dtype} ${sShape}`);
@@ -51,7 +61,13 @@ export function MatMulNBits(g: GraphBuilder, a: Value, b: Value, scales: Value, 
   while (inputs[inputs.length - 1] === undefined) inputs.pop(); // no trailing empty names
   return g.node('MatMulNBits', inputs, {
     domain: MS_DOMAIN,
-    attrs: { K: int(o.K), N: int(o.N), bits: int(o.bits), block_size: int(o.blockSize), accuracy_level: o.accuracyLevel ? int(o.accuracyLevel) : undefined },
+    attrs: {
+      K: int(o.K),
+      N: int(o.N),
+      bits: int(o.bits),
+      block_size: int(o.blockSize),
+      accuracy_level: o.accuracyLevel ? int(o.accuracyLevel) : undefined,
+    },
     outputs: [{ dtype: a.dtype, shape: [...a.shape.slice(0, -1), o.N] }],
   })[0]!;
 }

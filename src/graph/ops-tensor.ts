@@ -40,7 +40,8 @@ export function Reshape(g: GraphBuilder, x: Value, target: Shape): Value {
 
 /** Reshape by a shape tensor computed in the graph; `target` states the resulting shape. */
 export function ReshapeTo(g: GraphBuilder, x: Value, shape: Value, target: Shape): Value {
-  if (shape.dtype !== 'int64' || shape.rank !== 1) throw new ShapeError(g.nodeName('Reshape'), shape.name, 'int64 [rank]', `${shape.dtype}${fmtShape(shape.shape)}`);
+  if (shape.dtype !== 'int64' || shape.rank !== 1)
+    throw new ShapeError(g.nodeName('Reshape'), shape.name, 'int64 [rank]', `${shape.dtype}${fmtShape(shape.shape)}`);
   return g.node('Reshape', [x, shape], { outputs: [{ dtype: x.dtype, shape: target }] })[0]!;
 }
 
@@ -49,7 +50,10 @@ export function Transpose(g: GraphBuilder, x: Value, perm: readonly number[]): V
   if (perm.length !== x.rank || sorted.some((p, k) => p !== k)) {
     throw new ShapeError(g.nodeName('Transpose'), x.name, `a permutation of 0..${x.rank - 1}`, JSON.stringify(perm));
   }
-  return g.node('Transpose', [x], { attrs: { perm: ints([...perm]) }, outputs: [{ dtype: x.dtype, shape: perm.map((p) => x.shape[p]!) }] })[0]!;
+  return g.node('Transpose', [x], {
+    attrs: { perm: ints([...perm]) },
+    outputs: [{ dtype: x.dtype, shape: perm.map((p) => x.shape[p]!) }],
+  })[0]!;
 }
 
 /** Split-18 into pieces of the given sizes along `axis`. */
@@ -75,7 +79,12 @@ const INT64_MAX = END;
 export function Slice(g: GraphBuilder, x: Value, starts: readonly number[], ends: readonly number[], axes: readonly number[]): Value {
   const name = g.nodeName('Slice');
   if (starts.length !== axes.length || ends.length !== axes.length) {
-    throw new ShapeError(name, x.name, `one start and one end per axis (${axes.length} axes)`, `${starts.length} starts, ${ends.length} ends`);
+    throw new ShapeError(
+      name,
+      x.name,
+      `one start and one end per axis (${axes.length} axes)`,
+      `${starts.length} starts, ${ends.length} ends`,
+    );
   }
   const seen = new Set(axes.map((ax) => normAxis(ax, x.rank, name, x.name)));
   if (seen.size !== axes.length) throw new ShapeError(name, x.name, 'distinct axes', JSON.stringify(axes));
@@ -89,12 +98,19 @@ export function Slice(g: GraphBuilder, x: Value, starts: readonly number[], ends
       const cl = (v: number) => Math.max(0, Math.min(d, v < 0 ? v + d : v));
       shape[a] = Math.max(0, cl(e) - cl(s));
     } else if (s >= 0 && e >= INT64_MAX) shape[a] = dimSub(d, s) ?? `${name}_d${a}`;
-    else if (s < 0 && e >= INT64_MAX) shape[a] = -s; // the last |s| (assumes d ≥ |s|)
-    else if (s >= 0 && e >= 0) shape[a] = e - s; // assumes d ≥ e
+    else if (s < 0 && e >= INT64_MAX)
+      shape[a] = -s; // the last |s| (assumes d ≥ |s|)
+    else if (s >= 0 && e >= 0)
+      shape[a] = e - s; // assumes d ≥ e
     else if (s >= 0 && e < 0) shape[a] = dimSub(dimSub(d, -e) ?? `${name}_d${a}`, s) ?? `${name}_d${a}`;
     else shape[a] = `${name.replace(/[^A-Za-z0-9_.]/g, '_')}_d${a}`;
   });
-  const c = (v: readonly number[]) => g.constant('int64', [v.length], v.map((n) => (n >= INT64_MAX ? Number.MAX_SAFE_INTEGER : n)));
+  const c = (v: readonly number[]) =>
+    g.constant(
+      'int64',
+      [v.length],
+      v.map((n) => (n >= INT64_MAX ? Number.MAX_SAFE_INTEGER : n)),
+    );
   return g.node('Slice', [x, c(starts), c(ends), c(axes)], { outputs: [{ dtype: x.dtype, shape }] })[0]!;
 }
 
@@ -146,7 +162,8 @@ export function Expand(g: GraphBuilder, x: Value, target: Shape, shape?: Value):
   const name = g.nodeName('Expand');
   const off = target.length - x.rank;
   x.shape.forEach((d, k) => {
-    if (d !== 1 && dimEquals(d, target[k + off]!) === false) throw new ShapeError(name, x.name, `broadcastable to ${fmtShape(target)}`, fmtShape(x.shape));
+    if (d !== 1 && dimEquals(d, target[k + off]!) === false)
+      throw new ShapeError(name, x.name, `broadcastable to ${fmtShape(target)}`, fmtShape(x.shape));
   });
   let s = shape;
   if (!s) {
@@ -163,7 +180,10 @@ export function Shape_(g: GraphBuilder, x: Value, start?: number, end?: number):
   const s = start ?? 0;
   const e = end ?? x.rank;
   const n = (e < 0 ? e + x.rank : e) - (s < 0 ? s + x.rank : s);
-  return g.node('Shape', [x], { attrs: { start: start !== undefined ? int(start) : undefined, end: end !== undefined ? int(end) : undefined }, outputs: [{ dtype: 'int64', shape: [n] }] })[0]!;
+  return g.node('Shape', [x], {
+    attrs: { start: start !== undefined ? int(start) : undefined, end: end !== undefined ? int(end) : undefined },
+    outputs: [{ dtype: 'int64', shape: [n] }],
+  })[0]!;
 }
 
 /** Pad-21 with pads computed in the graph; `target` states the padded shape. */
@@ -181,13 +201,16 @@ export function Pad(g: GraphBuilder, x: Value, pads: readonly number[], axes: re
     const add = pads[k]! + pads[k + axes.length]!;
     shape[a] = dimAdd(shape[a]!, add) ?? `${name}_d${a}`;
   });
-  return g.node('Pad', [x, g.constant('int64', [pads.length], pads), undefined, g.constant('int64', [axes.length], axes)], { outputs: [{ dtype: x.dtype, shape }] })[0]!;
+  return g.node('Pad', [x, g.constant('int64', [pads.length], pads), undefined, g.constant('int64', [axes.length], axes)], {
+    outputs: [{ dtype: x.dtype, shape }],
+  })[0]!;
 }
 
 /** Gather rows of `data` (axis 0) by integer `indices`. */
 export function Gather(g: GraphBuilder, data: Value, indices: Value, axis = 0): Value {
   const name = g.nodeName('Gather');
-  if (indices.dtype !== 'int64' && indices.dtype !== 'int32') throw new ShapeError(name, indices.name, 'int64 or int32 indices', indices.dtype);
+  if (indices.dtype !== 'int64' && indices.dtype !== 'int32')
+    throw new ShapeError(name, indices.name, 'int64 or int32 indices', indices.dtype);
   const a = normAxis(axis, data.rank, name, data.name);
   const shape = [...data.shape.slice(0, a), ...indices.shape, ...data.shape.slice(a + 1)];
   return g.node('Gather', [data, indices], { attrs: { axis: a ? int(a) : undefined }, outputs: [{ dtype: data.dtype, shape }] })[0]!;

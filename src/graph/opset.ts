@@ -115,7 +115,10 @@ export function checkOpset(
   const have = imports[domain];
   const dname = domain === DEFAULT_DOMAIN ? 'ai.onnx' : domain;
   if (have === undefined) {
-    throw new OpsetError(node, `operator '${key}' needs an opset import for domain '${dname}' (version ≥ ${schema.since}); the model imports ${JSON.stringify(imports)}`);
+    throw new OpsetError(
+      node,
+      `operator '${key}' needs an opset import for domain '${dname}' (version ≥ ${schema.since}); the model imports ${JSON.stringify(imports)}`,
+    );
   }
   if (have < schema.since || (schema.until !== undefined && have > schema.until)) {
     const range = schema.until !== undefined ? `${schema.since}..${schema.until}` : `≥ ${schema.since}`;

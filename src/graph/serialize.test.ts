@@ -10,8 +10,12 @@ import { controlModel, f32, mlpModel, mlpReference, node, unloadable, vi } from 
 
 let root: string;
 let n = 0;
-beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'm2o-serialize-')); });
-afterAll(async () => { await rm(root, { recursive: true, force: true }); });
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'm2o-serialize-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
 
 async function save(model: ModelIR, opts: SaveOptions): Promise<{ dir: string; files: string[]; externalBytes: number }> {
   const dir = await mkdtemp(join(root, `m${n++}-`));
@@ -33,7 +37,10 @@ function expectClose(got: ArrayLike<number>, want: readonly number[], atol = 1e-
   let at = -1;
   for (let i = 0; i < want.length; i++) {
     const d = Math.abs(got[i]! - want[i]!);
-    if (d > worst) { worst = d; at = i; }
+    if (d > worst) {
+      worst = d;
+      at = i;
+    }
   }
   expect(worst, `max |Δ| ${worst} at ${at}`).toBeLessThanOrEqual(atol);
 }
@@ -42,7 +49,9 @@ describe('saveModel', () => {
   it('writes external + inline initializers that ONNX Runtime runs correctly', async () => {
     const progress: string[] = [];
     const out = await save(mlpModel(), {
-      externalData: 'always', externalThreshold: 32, onTensor: (done, total, name) => progress.push(`${done}/${total} ${name}`),
+      externalData: 'always',
+      externalThreshold: 32,
+      onTensor: (done, total, name) => progress.push(`${done}/${total} ${name}`),
     });
     expect(out.files).toEqual([join(out.dir, 'model.onnx'), join(out.dir, 'model.onnx.data')]);
     expect(progress).toEqual(['1/5 w1', '2/5 b1', '3/5 w2', '4/5 ln.scale', '5/5 ln.bias']);
@@ -69,8 +78,9 @@ describe('saveModel', () => {
       expect(Number(kv.offset) % EXTERNAL_ALIGNMENT).toBe(0);
       expect(t.rawData).toBeUndefined();
       const bytes = data.subarray(Number(kv.offset), Number(kv.offset) + Number(kv.length));
-      expect(Array.from(new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length))))
-        .toEqual(seqOf(t.name as 'w1' | 'w2'));
+      expect(Array.from(new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)))).toEqual(
+        seqOf(t.name as 'w1' | 'w2'),
+      );
     }
     expect(inits.find((t) => t.name === 'b1')!.rawData!.length).toBe(12);
     expect(inits[0]!.dims).toEqual([4, 3]);
@@ -86,16 +96,22 @@ describe('saveModel', () => {
     const d = await save(mlpModel(), { externalData: 'always', externalThreshold: 32 });
     for (const i of [0, 1]) expect(Buffer.compare(await readFile(c.files[i]!), await readFile(d.files[i]!))).toBe(0);
     const m = decodeModel(await readFile(c.files[0]!));
-    expect(m.metadataProps).toEqual([{ key: 'alpha', value: 'first' }, { key: 'zeta', value: 'last' }]);
+    expect(m.metadataProps).toEqual([
+      { key: 'alpha', value: 'first' },
+      { key: 'zeta', value: 'last' },
+    ]);
     const ctl = decodeModel(await readFile(a.files[0]!));
-    expect(ctl.opsetImport).toEqual([{ domain: '', version: 21 }, { domain: 'ai.mamba2onnx', version: 1 }]);
+    expect(ctl.opsetImport).toEqual([
+      { domain: '', version: 21 },
+      { domain: 'ai.mamba2onnx', version: 1 },
+    ]);
   });
 
   it("'auto' keeps a small model in one file", async () => {
     const out = await save(mlpModel(), { externalData: 'auto', externalThreshold: 32 });
     expect(out.files).toEqual([join(out.dir, 'model.onnx')]);
     expect(out.externalBytes).toBe(0);
-    expect((await readdir(out.dir))).toEqual(['model.onnx']);
+    expect(await readdir(out.dir)).toEqual(['model.onnx']);
   });
 
   it('keeps float attributes as FLOAT (LayerNormalization epsilon) and ints as INT', async () => {
@@ -116,8 +132,14 @@ describe('saveModel', () => {
       x: new ort.Tensor('float32', Float32Array.from(x), [3]),
       cond: new ort.Tensor('bool', Uint8Array.from([c ? 1 : 0]), []),
     });
-    expectClose((await run(out.files[0]!, feeds(true))).out!.data as Float32Array, x.map((v) => 0.5 * 2 * v + v));
-    expectClose((await run(out.files[0]!, feeds(false))).out!.data as Float32Array, x.map((v) => 0.5 * (v - 1) + v));
+    expectClose(
+      (await run(out.files[0]!, feeds(true))).out!.data as Float32Array,
+      x.map((v) => 0.5 * 2 * v + v),
+    );
+    expectClose(
+      (await run(out.files[0]!, feeds(false))).out!.data as Float32Array,
+      x.map((v) => 0.5 * (v - 1) + v),
+    );
 
     const m = decodeModel(await readFile(out.files[0]!));
     const fn = m.functions[0]!;
@@ -140,7 +162,9 @@ describe('saveModel', () => {
     const ref = mlpModel();
     ref.graph.nodes[3]!.attributes.epsilon = { type: 'ref', refName: 'eps', refType: 'float' };
     const dir = await mkdtemp(join(root, 'ref-'));
-    await expect(saveModel(ref, dir, { externalData: 'always', externalThreshold: 0 })).rejects.toThrow(/only allowed inside function bodies/);
+    await expect(saveModel(ref, dir, { externalData: 'always', externalThreshold: 0 })).rejects.toThrow(
+      /only allowed inside function bodies/,
+    );
     expect(await readdir(dir)).toEqual([]); // failed before the data file was written
   });
 
@@ -148,7 +172,9 @@ describe('saveModel', () => {
     const bad = mlpModel();
     bad.graph.initializers[0] = { name: 'w1', data: { ...f32([4, 3], new Array(12).fill(0)), byteLength: 40 } };
     const dir = await mkdtemp(join(root, 'bad-'));
-    await expect(saveModel(bad, dir, { externalData: 'always', externalThreshold: 0 })).rejects.toThrow(/byteLength 40 does not match float32\[4,3\] = 48 bytes/);
+    await expect(saveModel(bad, dir, { externalData: 'always', externalThreshold: 0 })).rejects.toThrow(
+      /byteLength 40 does not match float32\[4,3\] = 48 bytes/,
+    );
     expect(await readdir(dir)).toEqual([]);
     await expect(saveModel(mlpModel(), dir, { externalData: 'never', modelFile: 'sub/model.onnx' })).rejects.toThrow(/plain file name/);
     const v = { ...mlpModel(), graph: { ...mlpModel().graph, inputs: [vi('x', 'float32', ['batch', 4])] } };

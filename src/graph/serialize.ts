@@ -16,9 +16,18 @@ import { join } from 'node:path';
 import { ONNX_DTYPE, byteSize, type DType } from '../onnx/dtype.js';
 import type { AttributeValue, FunctionIR, GraphIR, ModelIR, NodeIR, TensorData, ValueInfoIR } from './ir.js';
 import {
-  ATTR_TYPE, DATA_LOCATION, encodeModel,
-  type AttributeProto, type DimensionProto, type FunctionProto, type GraphProto, type ModelProto,
-  type NodeProto, type OperatorSetIdProto, type TensorProto, type ValueInfoProto,
+  ATTR_TYPE,
+  DATA_LOCATION,
+  encodeModel,
+  type AttributeProto,
+  type DimensionProto,
+  type FunctionProto,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type OperatorSetIdProto,
+  type TensorProto,
+  type ValueInfoProto,
 } from '../onnx/proto.js';
 
 /** Offsets of external tensors are multiples of this (page size, for mmap). */
@@ -84,7 +93,9 @@ export async function saveModel(model: ModelIR, dir: string, opts: SaveOptions):
     producerVersion: model.producerVersion,
     docString: model.docString,
     graph: await graphProto(model.graph, false, initProtos),
-    metadataProps: Object.keys(model.metadata).sort(byCodeUnit).map((key) => ({ key, value: model.metadata[key] })),
+    metadataProps: Object.keys(model.metadata)
+      .sort(byCodeUnit)
+      .map((key) => ({ key, value: model.metadata[key] })),
     functions: await Promise.all(model.functions.map(functionProto)),
   };
 
@@ -128,11 +139,25 @@ export async function saveModel(model: ModelIR, dir: string, opts: SaveOptions):
 
 // ---- IR → proto objects -----------------------------------------------------------------------
 
-const EMPTY_TENSOR = { externalData: [], floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], metadataProps: [] };
+const EMPTY_TENSOR = {
+  externalData: [],
+  floatData: [],
+  int32Data: [],
+  stringData: [],
+  int64Data: [],
+  doubleData: [],
+  uint64Data: [],
+  metadataProps: [],
+};
 const EMPTY_ATTR = { floats: [], ints: [], strings: [], tensors: [], graphs: [] };
 
 function tensorHeader(name: string | undefined, data: TensorData): TensorProto {
-  return { ...EMPTY_TENSOR, name, dims: data.dims.map((d, i) => checkInt(`${name ?? 'tensor'}.dims[${i}]`, d)), dataType: dtypeCode(data.dtype, name ?? 'tensor') };
+  return {
+    ...EMPTY_TENSOR,
+    name,
+    dims: data.dims.map((d, i) => checkInt(`${name ?? 'tensor'}.dims[${i}]`, d)),
+    dataType: dtypeCode(data.dtype, name ?? 'tensor'),
+  };
 }
 
 async function inlineTensor(name: string | undefined, data: TensorData, where: string): Promise<TensorProto> {
@@ -150,7 +175,8 @@ async function graphProto(g: GraphIR, inFunction: boolean, initializer?: TensorP
   return {
     name: g.name,
     node: await nodeProtos(g.nodes, inFunction, where),
-    initializer: initializer ?? (await Promise.all(g.initializers.map((t) => inlineTensor(t.name, t.data, `${where} initializer '${t.name}'`)))),
+    initializer:
+      initializer ?? (await Promise.all(g.initializers.map((t) => inlineTensor(t.name, t.data, `${where} initializer '${t.name}'`)))),
     input: g.inputs.map(valueInfo),
     output: g.outputs.map(valueInfo),
     valueInfo: g.valueInfo.map(valueInfo),
@@ -179,10 +205,16 @@ async function nodeProtos(nodes: readonly NodeIR[], inFunction: boolean, where: 
   for (const n of nodes) {
     const names = Object.keys(n.attributes).sort(byCodeUnit);
     const attribute: AttributeProto[] = [];
-    for (const a of names) attribute.push(await attributeProto(a, n.attributes[a]!, inFunction, `${where} node '${n.name}' attribute '${a}'`));
+    for (const a of names)
+      attribute.push(await attributeProto(a, n.attributes[a]!, inFunction, `${where} node '${n.name}' attribute '${a}'`));
     out.push({
-      input: [...n.inputs], output: [...n.outputs], name: n.name, opType: n.opType,
-      domain: n.domain, attribute, metadataProps: [],
+      input: [...n.inputs],
+      output: [...n.outputs],
+      name: n.name,
+      opType: n.opType,
+      domain: n.domain,
+      attribute,
+      metadataProps: [],
     });
   }
   return out;
@@ -191,16 +223,25 @@ async function nodeProtos(nodes: readonly NodeIR[], inFunction: boolean, where: 
 async function attributeProto(name: string, a: AttributeValue, inFunction: boolean, where: string): Promise<AttributeProto> {
   const base = { ...EMPTY_ATTR, name };
   switch (a.type) {
-    case 'float': return { ...base, type: ATTR_TYPE.FLOAT, f: checkFloat(where, a.value) };
-    case 'int': return { ...base, type: ATTR_TYPE.INT, i: checkInt(where, a.value) };
-    case 'string': return { ...base, type: ATTR_TYPE.STRING, s: utf8(a.value) };
-    case 'floats': return { ...base, type: ATTR_TYPE.FLOATS, floats: a.value.map((v) => checkFloat(where, v)) };
-    case 'ints': return { ...base, type: ATTR_TYPE.INTS, ints: a.value.map((v) => checkInt(where, v)) };
-    case 'strings': return { ...base, type: ATTR_TYPE.STRINGS, strings: a.value.map(utf8) };
-    case 'tensor': return { ...base, type: ATTR_TYPE.TENSOR, t: await inlineTensor(undefined, a.value, where) };
-    case 'graph': return { ...base, type: ATTR_TYPE.GRAPH, g: await graphProto(a.value, inFunction) };
+    case 'float':
+      return { ...base, type: ATTR_TYPE.FLOAT, f: checkFloat(where, a.value) };
+    case 'int':
+      return { ...base, type: ATTR_TYPE.INT, i: checkInt(where, a.value) };
+    case 'string':
+      return { ...base, type: ATTR_TYPE.STRING, s: utf8(a.value) };
+    case 'floats':
+      return { ...base, type: ATTR_TYPE.FLOATS, floats: a.value.map((v) => checkFloat(where, v)) };
+    case 'ints':
+      return { ...base, type: ATTR_TYPE.INTS, ints: a.value.map((v) => checkInt(where, v)) };
+    case 'strings':
+      return { ...base, type: ATTR_TYPE.STRINGS, strings: a.value.map(utf8) };
+    case 'tensor':
+      return { ...base, type: ATTR_TYPE.TENSOR, t: await inlineTensor(undefined, a.value, where) };
+    case 'graph':
+      return { ...base, type: ATTR_TYPE.GRAPH, g: await graphProto(a.value, inFunction) };
     case 'ref': {
-      if (!inFunction) throw new TypeError(`saveModel: ${where} references '${a.refName}', but references are only allowed inside function bodies`);
+      if (!inFunction)
+        throw new TypeError(`saveModel: ${where} references '${a.refName}', but references are only allowed inside function bodies`);
       return { ...base, type: ATTR_TYPE[refTypeKey[a.refType]], refAttrName: a.refName };
     }
   }
@@ -226,7 +267,9 @@ function dimProto(d: unknown): DimensionProto {
 }
 
 function opsetImports(imports: Record<string, number>, where: string): OperatorSetIdProto[] {
-  return Object.keys(imports).sort(byCodeUnit).map((domain) => ({ domain, version: checkInt(`${where} opset '${domain}'`, imports[domain]!) }));
+  return Object.keys(imports)
+    .sort(byCodeUnit)
+    .map((domain) => ({ domain, version: checkInt(`${where} opset '${domain}'`, imports[domain]!) }));
 }
 
 // ---- checks and helpers -------------------------------------------------------------------------
@@ -235,7 +278,9 @@ async function tensorBytes(data: TensorData, where: string): Promise<Uint8Array>
   const count = data.dims.reduce((p, d) => p * d, 1);
   const expected = byteSize(data.dtype, count);
   if (data.byteLength !== expected) {
-    throw new RangeError(`saveModel: ${where}: byteLength ${data.byteLength} does not match ${data.dtype}[${data.dims.join(',')}] = ${expected} bytes`);
+    throw new RangeError(
+      `saveModel: ${where}: byteLength ${data.byteLength} does not match ${data.dtype}[${data.dims.join(',')}] = ${expected} bytes`,
+    );
   }
   const bytes = await data.bytes();
   if (bytes.length !== expected) throw new RangeError(`saveModel: ${where}: bytes() returned ${bytes.length} bytes, expected ${expected}`);
@@ -264,7 +309,8 @@ function nestedTensorBytes(model: ModelIR): number {
 
 function dtypeCode(dtype: DType, where: string): number {
   const code = ONNX_DTYPE[dtype];
-  if (code === undefined) throw new TypeError(`saveModel: ${where}: unknown dtype '${String(dtype)}', expected one of ${Object.keys(ONNX_DTYPE).join(', ')}`);
+  if (code === undefined)
+    throw new TypeError(`saveModel: ${where}: unknown dtype '${String(dtype)}', expected one of ${Object.keys(ONNX_DTYPE).join(', ')}`);
   return code;
 }
 

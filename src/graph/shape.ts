@@ -36,7 +36,11 @@ interface Affine {
 function parse(d: Dim): Affine | undefined {
   if (typeof d === 'number') return { c: d, terms: new Map() };
   const out: Affine = { c: 0, terms: new Map() };
-  const parts = d.replace(/\s+/g, '').replace(/-/g, '+-').split('+').filter((p) => p !== '');
+  const parts = d
+    .replace(/\s+/g, '')
+    .replace(/-/g, '+-')
+    .split('+')
+    .filter((p) => p !== '');
   for (const part of parts) {
     const m = /^(-?)(?:(\d+)\*)?([A-Za-z_][A-Za-z0-9_.]*)$/.exec(part);
     if (m) {
@@ -136,7 +140,6 @@ export function broadcastShapes(shapes: readonly Shape[], node: string, names: r
 
 /** Throws unless `got` can be `expected` (symbolic dims that cannot be told apart pass). */
 export function checkShape(got: Shape, expected: Shape, node: string, input: string): void {
-  const bad =
-    got.length !== expected.length || got.some((d, i) => dimEquals(d, expected[i]!) === false);
+  const bad = got.length !== expected.length || got.some((d, i) => dimEquals(d, expected[i]!) === false);
   if (bad) throw new ShapeError(node, input, fmtShape(expected), fmtShape(got));
 }

@@ -1,16 +1,5 @@
 /** Tensor element types the project uses, with their ONNX `TensorProto.DataType` codes. */
-export type DType =
-  | 'float32'
-  | 'float16'
-  | 'bfloat16'
-  | 'float64'
-  | 'int64'
-  | 'int32'
-  | 'int8'
-  | 'uint8'
-  | 'bool'
-  | 'int4'
-  | 'uint4';
+export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool' | 'int4' | 'uint4';
 
 /** ONNX TensorProto.DataType enum values (onnx.proto). */
 export const ONNX_DTYPE: Readonly<Record<DType, number>> = {
@@ -27,9 +16,7 @@ export const ONNX_DTYPE: Readonly<Record<DType, number>> = {
   int4: 22,
 };
 
-export const DTYPE_FROM_ONNX: ReadonlyMap<number, DType> = new Map(
-  Object.entries(ONNX_DTYPE).map(([k, v]) => [v, k as DType]),
-);
+export const DTYPE_FROM_ONNX: ReadonlyMap<number, DType> = new Map(Object.entries(ONNX_DTYPE).map(([k, v]) => [v, k as DType]));
 
 /** Bits per element. */
 const DTYPE_BITS: Readonly<Record<DType, number>> = {
@@ -46,8 +33,7 @@ const DTYPE_BITS: Readonly<Record<DType, number>> = {
   uint4: 4,
 };
 
-export const isFloat = (t: DType): boolean =>
-  t === 'float32' || t === 'float16' || t === 'bfloat16' || t === 'float64';
+export const isFloat = (t: DType): boolean => t === 'float32' || t === 'float16' || t === 'bfloat16' || t === 'float64';
 
 /** Bytes needed for `count` elements (sub-byte types round up). */
 export function byteSize(dtype: DType, count: number): number {

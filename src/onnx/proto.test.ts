@@ -7,11 +7,21 @@ const model = (irVersion: number, ints: number[]): ModelProto => ({
   metadataProps: [],
   functions: [],
   graph: {
-    name: 'g', input: [], output: [], valueInfo: [], initializer: [], metadataProps: [],
-    node: [{
-      input: ['a'], output: ['b'], opType: 'Transpose', metadataProps: [],
-      attribute: [{ name: 'perm', type: ATTR_TYPE.INTS, ints, floats: [], strings: [], tensors: [], graphs: [] }],
-    }],
+    name: 'g',
+    input: [],
+    output: [],
+    valueInfo: [],
+    initializer: [],
+    metadataProps: [],
+    node: [
+      {
+        input: ['a'],
+        output: ['b'],
+        opType: 'Transpose',
+        metadataProps: [],
+        attribute: [{ name: 'perm', type: ATTR_TYPE.INTS, ints, floats: [], strings: [], tensors: [], graphs: [] }],
+      },
+    ],
   },
 });
 

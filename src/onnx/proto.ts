@@ -160,19 +160,40 @@ message FunctionProto {
 
 /** `AttributeProto.AttributeType` codes. */
 export const ATTR_TYPE = {
-  UNDEFINED: 0, FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5,
-  FLOATS: 6, INTS: 7, STRINGS: 8, TENSORS: 9, GRAPHS: 10,
+  UNDEFINED: 0,
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+  TENSORS: 9,
+  GRAPHS: 10,
 } as const;
 
 /** `TensorProto.DataLocation` codes. */
 export const DATA_LOCATION = { DEFAULT: 0, EXTERNAL: 1 } as const;
 
-export interface StringStringEntryProto { key?: string; value?: string }
-export interface OperatorSetIdProto { domain?: string; version?: number }
+export interface StringStringEntryProto {
+  key?: string;
+  value?: string;
+}
+export interface OperatorSetIdProto {
+  domain?: string;
+  version?: number;
+}
 
 /** Dimension: `dimValue` or `dimParam`, or neither for an unknown dim. */
-export interface DimensionProto { dimValue?: number; dimParam?: string; denotation?: string }
-export interface TensorShapeProto { dim: DimensionProto[] }
+export interface DimensionProto {
+  dimValue?: number;
+  dimParam?: string;
+  denotation?: string;
+}
+export interface TensorShapeProto {
+  dim: DimensionProto[];
+}
 export interface TypeProto {
   tensorType?: { elemType?: number; shape?: TensorShapeProto };
   denotation?: string;
@@ -299,7 +320,7 @@ function toPlain(type: protobuf.Type, msg: object, where: string): Plain {
   const out: Plain = {};
   const src = msg as Plain;
   for (const field of type.fieldsArray) {
-    const own = Object.prototype.hasOwnProperty.call(src, field.name);
+    const own = Object.hasOwn(src, field.name);
     const path = `${where}.${field.name}`;
     const conv = (v: unknown): unknown =>
       field.resolvedType instanceof protobuf.Type
@@ -316,14 +337,14 @@ function toPlain(type: protobuf.Type, msg: object, where: string): Plain {
   return out;
 }
 
-interface LongLike { toNumber(): number }
+interface LongLike {
+  toNumber(): number;
+}
 
 function int64ToNumber(v: unknown, path: string): number {
   const n = typeof v === 'number' ? v : (v as LongLike).toNumber();
   if (!Number.isSafeInteger(n)) {
-    throw new RangeError(
-      `decodeModel: ${path} = ${String(v)} is beyond ±(2^53 − 1); this reader keeps int64 values as JS numbers`,
-    );
+    throw new RangeError(`decodeModel: ${path} = ${String(v)} is beyond ±(2^53 − 1); this reader keeps int64 values as JS numbers`);
   }
   return n;
 }

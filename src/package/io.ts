@@ -109,7 +109,9 @@ export function ioTable(c: Mamba2Config, opts: IOOptions = {}): IOTable {
   const stateDtype = opts.stateDtype ?? 'float32';
   const seq = opts.stepOnly ? 1 : SEQUENCE;
   const inputs: IOEntry[] = [{ name: IO_NAMES.inputIds, dtype: 'int64', shape: [BATCH, seq], role: 'input_ids' }];
-  const outputs: IOEntry[] = [{ name: IO_NAMES.logits, dtype: 'float32', shape: [BATCH, opts.lastLogits ? 1 : seq, c.vocabSize], role: 'logits' }];
+  const outputs: IOEntry[] = [
+    { name: IO_NAMES.logits, dtype: 'float32', shape: [BATCH, opts.lastLogits ? 1 : seq, c.vocabSize], role: 'logits' },
+  ];
   const kinds = layerKinds(c);
   for (let i = 0; i < c.nLayer; i++) {
     if (kinds[i] === 'attention') {

@@ -13,7 +13,9 @@ describe('parseModelMeta', () => {
   });
 
   it('also reads a bare Infinity and HF 5.x {"__float__": "Infinity"}', () => {
-    const bare = text().replace('"dtLimit": [\n      0,\n      null\n    ]', '').replace(/"dtLimit":\[0,null\]/, '"dtLimit":[0,Infinity]');
+    const bare = text()
+      .replace('"dtLimit": [\n      0,\n      null\n    ]', '')
+      .replace(/"dtLimit":\[0,null\]/, '"dtLimit":[0,Infinity]');
     expect(parseModelMeta(bare).config.dtLimit[1]).toBe(Infinity);
     const hf = text().replace(/"dtLimit":\[0,null\]/, '"dtLimit":[0,{"__float__":"Infinity"}]');
     expect(parseModelMeta(hf).config.dtLimit[1]).toBe(Infinity);
@@ -23,9 +25,15 @@ describe('parseModelMeta', () => {
     expect(() => parseModelMeta('{', 'dir/mamba2-onnx.json')).toThrow(/^dir\/mamba2-onnx\.json: not valid JSON/);
     expect(() => parseModelMeta(text({ format: 'x' }))).toThrow(/format expected "mamba2-onnx", got "x"/);
     expect(() => parseModelMeta(text({ formatVersion: 2 }))).toThrow(/formatVersion expected 1, got 2/);
-    expect(() => parseModelMeta(text({ config: { ...toyMeta().config, nLayer: 0 } }))).toThrow(/config\.nLayer expected an integer ≥ 1, got 0/);
-    expect(() => parseModelMeta(text({ config: { ...toyMeta().config, realVocabSize: 9 } }))).toThrow(/realVocabSize \(9\) expected ≤ config\.vocabSize \(8\)/);
-    expect(() => parseModelMeta(text({ config: { ...toyMeta().config, eosTokenId: 8 } }))).toThrow(/config\.eosTokenId expected an integer in \[0, 8\), got 8/);
+    expect(() => parseModelMeta(text({ config: { ...toyMeta().config, nLayer: 0 } }))).toThrow(
+      /config\.nLayer expected an integer ≥ 1, got 0/,
+    );
+    expect(() => parseModelMeta(text({ config: { ...toyMeta().config, realVocabSize: 9 } }))).toThrow(
+      /realVocabSize \(9\) expected ≤ config\.vocabSize \(8\)/,
+    );
+    expect(() => parseModelMeta(text({ config: { ...toyMeta().config, eosTokenId: 8 } }))).toThrow(
+      /config\.eosTokenId expected an integer in \[0, 8\), got 8/,
+    );
     expect(() => parseModelMeta(text({ io: {} }))).toThrow(/io expected/);
     expect(() => parseModelMeta(text({ files: {} }))).toThrow(/files\.model expected a file name/);
   });

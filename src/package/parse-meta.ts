@@ -18,7 +18,10 @@ export class ModelMetaError extends Error {
  * (JSON.stringify of Infinity).
  */
 function parseLenient(text: string): unknown {
-  const bare = text.replace(/([[,:]\s*)(-?)Infinity(?=\s*[,\]}])/g, (_m, pre: string, sign: string) => `${pre}{"__float__":"${sign}Infinity"}`);
+  const bare = text.replace(
+    /([[,:]\s*)(-?)Infinity(?=\s*[,\]}])/g,
+    (_m, pre: string, sign: string) => `${pre}{"__float__":"${sign}Infinity"}`,
+  );
   return JSON.parse(bare, (_k, v: unknown) => {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       const f = (v as { __float__?: unknown }).__float__;
@@ -29,7 +32,16 @@ function parseLenient(text: string): unknown {
 }
 
 const NUMERIC_CONFIG: readonly (keyof Mamba2Config)[] = [
-  'dModel', 'nLayer', 'vocabSize', 'realVocabSize', 'dState', 'dConv', 'headDim', 'nHeads', 'nGroups', 'convDim',
+  'dModel',
+  'nLayer',
+  'vocabSize',
+  'realVocabSize',
+  'dState',
+  'dConv',
+  'headDim',
+  'nHeads',
+  'nGroups',
+  'convDim',
 ];
 
 /** Parse and check the text of mamba2-onnx.json. `source` names the file in errors. */
@@ -43,12 +55,14 @@ export function parseModelMeta(text: string, source = 'mamba2-onnx.json'): Model
   if (typeof raw !== 'object' || raw === null) throw new ModelMetaError(source, 'expected a JSON object');
   const m = raw as Partial<ModelMeta> & Record<string, unknown>;
   if (m.format !== 'mamba2-onnx') throw new ModelMetaError(source, `format expected "mamba2-onnx", got ${JSON.stringify(m.format)}`);
-  if (m.formatVersion !== 1) throw new ModelMetaError(source, `formatVersion expected 1, got ${JSON.stringify(m.formatVersion)} (written by a newer exporter?)`);
+  if (m.formatVersion !== 1)
+    throw new ModelMetaError(source, `formatVersion expected 1, got ${JSON.stringify(m.formatVersion)} (written by a newer exporter?)`);
   const c = m.config as (Mamba2Config & Record<string, unknown>) | undefined;
   if (typeof c !== 'object' || c === null) throw new ModelMetaError(source, 'config expected an object');
   for (const k of NUMERIC_CONFIG) {
     const v = c[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ModelMetaError(source, `config.${k} expected an integer ≥ 1, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
+      throw new ModelMetaError(source, `config.${k} expected an integer ≥ 1, got ${JSON.stringify(v)}`);
   }
   if (c.realVocabSize > c.vocabSize) {
     throw new ModelMetaError(source, `config.realVocabSize (${c.realVocabSize}) expected ≤ config.vocabSize (${c.vocabSize})`);
@@ -62,7 +76,8 @@ export function parseModelMeta(text: string, source = 'mamba2-onnx.json'): Model
     if (v === null) delete (c as Record<string, unknown>)[k];
   }
   const io = m.io;
-  if (!io || !Array.isArray(io.inputs) || !Array.isArray(io.outputs)) throw new ModelMetaError(source, 'io expected {inputs: [...], outputs: [...]}');
+  if (!io || !Array.isArray(io.inputs) || !Array.isArray(io.outputs))
+    throw new ModelMetaError(source, 'io expected {inputs: [...], outputs: [...]}');
   const files = m.files;
   if (!files || typeof files.model !== 'string' || files.model === '') throw new ModelMetaError(source, 'files.model expected a file name');
   return m as ModelMeta;

@@ -3,15 +3,7 @@
  * that a fresh prefill, a continuation and a one-token step are the same function.
  */
 import type { Mamba2Config } from '../package/config.js';
-import {
-  aFromALog,
-  causalConv,
-  dtPipeline,
-  gatedRmsNorm,
-  linear,
-  silu,
-  splitLast,
-} from './blocks.js';
+import { aFromALog, causalConv, dtPipeline, gatedRmsNorm, linear, silu, splitLast } from './blocks.js';
 import { ssdSequential } from './ssd.js';
 import { expectShape, type FloatArray, type Tensor } from './tensor.js';
 
@@ -82,26 +74,21 @@ export function mamba2Mixer(c: Mamba2Config, w: MixerWeights, u: Tensor, state?:
   // 1–2. in_proj, split [z0, x0, z, xBC, dt]
   const zxbcdt = linear(u, w.inProj, c.dInProj, w.inProjBias); // [B,L,F]
   const [z0, x0, z, xbc, dtRaw] = splitLast(zxbcdt, [dMlp, dMlp, dSsm, c.convDim, H]) as [
-    Tensor<Float64Array>, Tensor<Float64Array>, Tensor<Float64Array>, Tensor<Float64Array>, Tensor<Float64Array>,
+    Tensor<Float64Array>,
+    Tensor<Float64Array>,
+    Tensor<Float64Array>,
+    Tensor<Float64Array>,
+    Tensor<Float64Array>,
   ];
   // 3. causal depthwise conv over x, B, C together, then SiLU
   const conv = causalConv(xbc, w.convWeight, c.dConv, w.convBias, state?.conv, 'silu'); // [B,L,convDim]
   // 4. split x, B, C
-  const [xs, bm, cm] = splitLast(conv.y, [dSsm, G * N, G * N]) as [
-    Tensor<Float64Array>, Tensor<Float64Array>, Tensor<Float64Array>,
-  ];
+  const [xs, bm, cm] = splitLast(conv.y, [dSsm, G * N, G * N]) as [Tensor<Float64Array>, Tensor<Float64Array>, Tensor<Float64Array>];
   const x4: Tensor = { data: xs.data, shape: [b, l, H, P] };
   // 5–7. A, dt, SSD, + D·x
   const A = aFromALog(w.aLog);
   const dt = dtPipeline(dtRaw, w.dtBias, c.dtLimit); // [B,L,H]
-  const ssd = ssdSequential(
-    x4,
-    dt,
-    A,
-    { data: bm.data, shape: [b, l, G, N] },
-    { data: cm.data, shape: [b, l, G, N] },
-    state?.ssm,
-  );
+  const ssd = ssdSequential(x4, dt, A, { data: bm.data, shape: [b, l, G, N] }, { data: cm.data, shape: [b, l, G, N] }, state?.ssm);
   const y = ssd.y.data; // [B,L,H,P] ≡ [B,L,dSsm]
   for (let i = 0; i < y.length; i++) {
     const hp = i % (H * P);

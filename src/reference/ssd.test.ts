@@ -52,7 +52,11 @@ function quadratic(h0t?: Tensor): { y: Float64Array; hT: Float64Array } {
         for (let n = 0; n < N; n++) {
           let s0 = h0t ? Math.exp(cum(i, h, 0, L - 1)) * h0t.data[((i * H + h) * P + p) * N + n]! : 0;
           for (let s = 0; s < L; s++) {
-            s0 += Math.exp(cum(i, h, s + 1, L - 1)) * dt.data[(i * L + s) * H + h]! * x.data[((i * L + s) * H + h) * P + p]! * bc(Bm, i, s, g, n);
+            s0 +=
+              Math.exp(cum(i, h, s + 1, L - 1)) *
+              dt.data[(i * L + s) * H + h]! *
+              x.data[((i * L + s) * H + h) * P + p]! *
+              bc(Bm, i, s, g, n);
           }
           hT[((i * H + h) * P + p) * N + n] = s0;
         }
@@ -83,7 +87,10 @@ describe('ssdSequential', () => {
   });
 
   it('maps heads to groups contiguously (h // (H/G)), not cyclically', () => {
-    const bOnly0 = tensor(Float64Array.from(Bm.data, (v, i) => (Math.floor(i / N) % G === 0 ? v : 0)), [B, L, G, N]);
+    const bOnly0 = tensor(
+      Float64Array.from(Bm.data, (v, i) => (Math.floor(i / N) % G === 0 ? v : 0)),
+      [B, L, G, N],
+    );
     const y = ssdSequential(x, dt, A, bOnly0, Cm).y.data;
     const headNorm = (h: number): number => {
       let s = 0;

@@ -30,14 +30,7 @@ function same(name: string, axes: string, got: readonly number[], want: readonly
  * x [B,L,H,P] (conv output, not multiplied by dt); dt [B,L,H] (after softplus and clamp);
  * A (H) (= −exp(A_log)); Bm, Cm [B,L,G,N]; h0 [B,H,P,N] (zeros when absent).
  */
-export function ssdSequential(
-  x: Tensor,
-  dt: Tensor,
-  A: FloatArray,
-  Bm: Tensor,
-  Cm: Tensor,
-  h0?: Tensor,
-): SsdResult {
+export function ssdSequential(x: Tensor, dt: Tensor, A: FloatArray, Bm: Tensor, Cm: Tensor, h0?: Tensor): SsdResult {
   const [b, l, h, p] = dims(x, 4, 'x', 'B, L, H, P') as [number, number, number, number];
   same('dt', 'B, L, H', dt.shape, [b, l, h]);
   if (A.length !== h) throw new RangeError(`ssdSequential(A): expected ${h} elements (H), got ${A.length}`);

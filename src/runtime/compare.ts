@@ -73,7 +73,8 @@ export class LogitStats {
   /** Adds `n` rows [n,V] of reference and model logits. */
   add(ref: Float32Array, got: Float32Array, n: number): void {
     const { V, real } = this;
-    if (ref.length < n * V || got.length < n * V) throw new RangeError(`LogitStats.add: expected ${n}·${V} logits, got ${ref.length} and ${got.length}`);
+    if (ref.length < n * V || got.length < n * V)
+      throw new RangeError(`LogitStats.add: expected ${n}·${V} logits, got ${ref.length} and ${got.length}`);
     for (let r = 0; r < n; r++) {
       const o = r * V;
       for (let i = 0; i < real; i++) {
@@ -134,7 +135,9 @@ export async function compareModels(modelDir: string, referenceDir: string, opts
     try {
       const [a, b] = [ref.config, model.config];
       if (a.vocabSize !== b.vocabSize || a.dModel !== b.dModel || a.nLayer !== b.nLayer) {
-        throw new Error(`compare: ${modelDir} (V ${b.vocabSize}, D ${b.dModel}, ${b.nLayer} layers) is not the same model as ${referenceDir} (V ${a.vocabSize}, D ${a.dModel}, ${a.nLayer} layers)`);
+        throw new Error(
+          `compare: ${modelDir} (V ${b.vocabSize}, D ${b.dModel}, ${b.nLayer} layers) is not the same model as ${referenceDir} (V ${a.vocabSize}, D ${a.dModel}, ${a.nLayer} layers)`,
+        );
       }
       const total = new LogitStats(a.vocabSize, a.realVocabSize);
       const reports: PromptReport[] = [];

@@ -65,7 +65,8 @@ export class StopStringMatcher {
   private readonly maxLen: number;
 
   constructor(private readonly stops: readonly string[]) {
-    for (const s of stops) if (typeof s !== 'string' || s === '') throw new RangeError(`stopStrings: expected non-empty strings, got ${JSON.stringify(s)}`);
+    for (const s of stops)
+      if (typeof s !== 'string' || s === '') throw new RangeError(`stopStrings: expected non-empty strings, got ${JSON.stringify(s)}`);
     this.maxLen = Math.max(0, ...stops.map((s) => s.length));
   }
 

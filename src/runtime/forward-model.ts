@@ -39,7 +39,11 @@ export interface ForwardResult {
 }
 
 /** Token ids for forward(): rows of equal length, one row, or int64 data with explicit dims. */
-export type ForwardIds = readonly (readonly number[])[] | readonly number[] | BigInt64Array | { data: BigInt64Array; dims: readonly [number, number] };
+export type ForwardIds =
+  | readonly (readonly number[])[]
+  | readonly number[]
+  | BigInt64Array
+  | { data: BigInt64Array; dims: readonly [number, number] };
 
 /** What decoding needs from a model: the backend seam (see the file comment). */
 export interface ForwardModel {

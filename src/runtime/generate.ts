@@ -60,13 +60,22 @@ function promptIds(model: ForwardModel, p: unknown, o: ResolvedOptions, what: st
 }
 
 /** Prefill equal-length rows, in windows; returns the last position's logits per row. */
-async function prefill(model: ForwardModel, rows: number[][], init: Mamba2State | undefined, window: number, signal: AbortSignal | undefined): Promise<{ state: Mamba2State; last: Float32Array[] }> {
+async function prefill(
+  model: ForwardModel,
+  rows: number[][],
+  init: Mamba2State | undefined,
+  window: number,
+  signal: AbortSignal | undefined,
+): Promise<{ state: Mamba2State; last: Float32Array[] }> {
   const L = rows[0]!.length;
   let state = init;
   let last: Float32Array[] = [];
   for (let a = 0; a < L; a += window) {
     signal?.throwIfAborted();
-    const r = await model.forward(rows.map((row) => row.slice(a, Math.min(L, a + window))), state);
+    const r = await model.forward(
+      rows.map((row) => row.slice(a, Math.min(L, a + window))),
+      state,
+    );
     if (state !== init) state?.dispose();
     state = r.state;
     if (a + window >= L) last = rows.map((_, b) => r.logits.at(b, -1).slice());
@@ -84,7 +93,8 @@ export async function* generateRows(
   const c = model.config;
   const o = resolveOptions(opts, c.vocabSize);
   const tok = model.tokenizer;
-  if (o.stopStrings.length > 0 && !tok) throw new RangeError('opts.stopStrings: this model has no tokenizer, so there is no text to match; use opts.stopTokenIds');
+  if (o.stopStrings.length > 0 && !tok)
+    throw new RangeError('opts.stopStrings: this model has no tokenizer, so there is no text to match; use opts.stopTokenIds');
   const single = prompts.length === 1;
   const ids = prompts.map((p, b) => promptIds(model, p, o, single ? what : `${what}[${b}]`));
   const B = ids.length;
@@ -115,7 +125,8 @@ export async function* generateRows(
     if (s && s !== o.state) s.dispose();
   };
   /** A state made of these row sets, stacked. */
-  const stacked = (sets: readonly (readonly StateRow[])[]): Mamba2State => stateFromArrays(model.backend, model.specs, sets.length, stackRows(model.specs, sets));
+  const stacked = (sets: readonly (readonly StateRow[])[]): Mamba2State =>
+    stateFromArrays(model.backend, model.specs, sets.length, stackRows(model.specs, sets));
   try {
     // ── prefill ──
     const t0 = now();
@@ -147,7 +158,13 @@ export async function* generateRows(
         const rs = ids.flatMap((p, b) => (p.length === len ? [b] : []));
         const s0 = initFor(rs);
         try {
-          const r = await prefill(model, rs.map((b) => ids[b]!), s0, o.prefillWindow, o.signal);
+          const r = await prefill(
+            model,
+            rs.map((b) => ids[b]!),
+            s0,
+            o.prefillWindow,
+            o.signal,
+          );
           groups.push({ rows: rs, state: r.state });
           rs.forEach((b, j) => (last[b] = r.last[j]!));
         } finally {
@@ -176,7 +193,11 @@ export async function* generateRows(
         // Finished rows keep feeding their last token; their results are ignored.
         const spare = gr.spare;
         gr.spare = undefined;
-        const f = await model.forward(gr.rows.map((b) => [rows[b]!.lastToken]), gr.state, spare ? { into: spare } : {});
+        const f = await model.forward(
+          gr.rows.map((b) => [rows[b]!.lastToken]),
+          gr.state,
+          spare ? { into: spare } : {},
+        );
         // the caller's own state is never written into
         if (gr.state !== o.state && model.writesStateInPlace(gr.rows.length)) gr.spare = gr.state;
         else release(gr.state);

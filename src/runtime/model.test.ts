@@ -122,7 +122,8 @@ describe('Mamba2Model on the CPU EP', () => {
   it('prefillWindow gives the same tokens as one prefill', async () => {
     const prompt = [1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1];
     const one = await m.generate(prompt, { maxNewTokens: 5 });
-    for (const w of [1, 3, 4, 100]) expect((await m.generate(prompt, { maxNewTokens: 5, prefillWindow: w })).outputIds).toEqual(one.outputIds);
+    for (const w of [1, 3, 4, 100])
+      expect((await m.generate(prompt, { maxNewTokens: 5, prefillWindow: w })).outputIds).toEqual(one.outputIds);
   });
 
   it('continues from opts.state without disposing it', async () => {
@@ -168,7 +169,9 @@ describe('Mamba2Model on the CPU EP', () => {
     const r2 = await m.forward([[3], [4]], (await m.forward([[1], [2]])).state, { into: spare2.state });
     expect(spare2.state.disposed).toBe(true);
     r2.state.tensors.forEach((t, i) => expect(t.data).not.toBe(bufs2[i]));
-    await expect(m.forward([[5]], a.state, { into: a.state })).rejects.toThrow(/opts\.into: expected a Mamba2State other than `state`, got the same state/);
+    await expect(m.forward([[5]], a.state, { into: a.state })).rejects.toThrow(
+      /opts\.into: expected a Mamba2State other than `state`, got the same state/,
+    );
   });
 
   it("memory: 'lean' (no prepacking, no arena) computes the same logits", async () => {
@@ -179,14 +182,23 @@ describe('Mamba2Model on the CPU EP', () => {
     close(a.logits.at(0, -1), b.logits.at(0, -1), 1e-6);
     close((await lean.forward([[3]], a.state)).logits.at(0), (await m.forward([[3]], b.state)).logits.at(0), 1e-6);
     await lean.release();
-    await expect(Mamba2Model.load(plain, { ep: 'cpu', memory: 'small' as 'lean' })).rejects.toThrow(/opts\.memory: expected 'fast' or 'lean', got/);
+    await expect(Mamba2Model.load(plain, { ep: 'cpu', memory: 'small' as 'lean' })).rejects.toThrow(
+      /opts\.memory: expected 'fast' or 'lean', got/,
+    );
   });
 
   it('generateBatch: unequal prompts give the same tokens as one at a time', async () => {
     const prompts = [[1], [2, 3, 4], [0, 1]];
     const batch = await m.generateBatch(prompts, { maxNewTokens: 6, minNewTokens: 6 });
-    for (const [i, p] of prompts.entries()) expect(batch[i]!.outputIds).toEqual((await m.generate(p, { maxNewTokens: 6, minNewTokens: 6 })).outputIds);
-    const same = await m.generateBatch([[1, 2], [2, 1]], { maxNewTokens: 6, minNewTokens: 6 });
+    for (const [i, p] of prompts.entries())
+      expect(batch[i]!.outputIds).toEqual((await m.generate(p, { maxNewTokens: 6, minNewTokens: 6 })).outputIds);
+    const same = await m.generateBatch(
+      [
+        [1, 2],
+        [2, 1],
+      ],
+      { maxNewTokens: 6, minNewTokens: 6 },
+    );
     expect(same[1]!.outputIds).toEqual((await m.generate([2, 1], { maxNewTokens: 6, minNewTokens: 6 })).outputIds);
     expect(same[0]!.decodeTokens).toBe(5 * 2);
   });
@@ -247,7 +259,9 @@ describe('bad input → clear errors', () => {
     await expect(m.generate([1, -1])).rejects.toThrow(RangeError);
     await expect(m.generate([1.5])).rejects.toThrow(RangeError);
     await expect(m.generate(['a'] as unknown as number[])).rejects.toThrow(TypeError);
-    await expect(m.generate(42 as unknown as number[])).rejects.toThrow(/prompt: expected a string or an array of token ids, got number 42/);
+    await expect(m.generate(42 as unknown as number[])).rejects.toThrow(
+      /prompt: expected a string or an array of token ids, got number 42/,
+    );
     await expect(m.forward([[1, 8]])).rejects.toThrow('ids[0][1]: token id out of vocab, expected an integer in [0, 8), got 8');
     await expect(m.forward([[1, 2], [3]])).rejects.toThrow(/rows must have equal length/);
     await expect(m.forward([])).rejects.toThrow(RangeError);
@@ -258,7 +272,9 @@ describe('bad input → clear errors', () => {
   it('options', async () => {
     await expect(m.generate([1], { maxNewTokens: -1 })).rejects.toThrow('opts.maxNewTokens: expected an integer ≥ 0, got -1');
     await expect(m.generate([1], { maxNewTokens: 2.5 })).rejects.toThrow(RangeError);
-    await expect(m.generate([1], { maxNewTokens: '5' as unknown as number })).rejects.toThrow(/opts\.maxNewTokens: expected a number .* got the string "5"/);
+    await expect(m.generate([1], { maxNewTokens: '5' as unknown as number })).rejects.toThrow(
+      /opts\.maxNewTokens: expected a number .* got the string "5"/,
+    );
     await expect(m.generate([1], { temperature: -1 })).rejects.toThrow(RangeError);
     await expect(m.generate([1], { topP: 0 })).rejects.toThrow(/opts\.topP: expected a number in \(0, 1\]/);
     await expect(m.generate([1], { topK: -3 })).rejects.toThrow(RangeError);
@@ -281,7 +297,9 @@ describe('bad input → clear errors', () => {
   });
 
   it('execution providers', async () => {
-    await expect(Mamba2Model.load(plain, { ep: 'tpu' })).rejects.toThrow("opts.ep: unknown execution provider 'tpu', expected one of cpu, webgpu, cuda");
+    await expect(Mamba2Model.load(plain, { ep: 'tpu' })).rejects.toThrow(
+      "opts.ep: unknown execution provider 'tpu', expected one of cpu, webgpu, cuda",
+    );
     await expect(Mamba2Model.load(plain, { ep: '' })).rejects.toThrow(RangeError);
     await expect(Mamba2Model.load(plain, { ep: 3 as unknown as string })).rejects.toThrow(TypeError);
     let cuda: Mamba2Model | undefined;
@@ -311,7 +329,9 @@ describe('bad input → clear errors', () => {
     const meta = JSON.parse(readFileSync(metaPath, 'utf8'));
     meta.io.inputs[2].shape = ['batch', 1, 1, 9];
     writeFileSync(metaPath, JSON.stringify(meta));
-    await expect(Mamba2Model.load(dir)).rejects.toThrow(/input 'past_ssm\.0': shape expected \[batch, 1, 1, 9\] \(json\), got \[batch, 1, 1, 8\] \(graph\)/);
+    await expect(Mamba2Model.load(dir)).rejects.toThrow(
+      /input 'past_ssm\.0': shape expected \[batch, 1, 1, 9\] \(json\), got \[batch, 1, 1, 8\] \(graph\)/,
+    );
     writeFileSync(metaPath, JSON.stringify({ ...meta, format: 'other' }));
     await expect(Mamba2Model.load(dir)).rejects.toThrow(/format expected "mamba2-onnx"/);
     rmSync(join(dir, 'model.onnx'));

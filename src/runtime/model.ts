@@ -9,7 +9,17 @@
 import type { Mamba2Config } from '../package/config.js';
 import { IO_NAMES } from '../package/io.js';
 import type { ModelMeta } from '../package/meta.js';
-import { checkMemoryPolicy, describe, parseEpList, type Backend, type MemoryPolicy, type BackendSession, type EpFallback, type EpName, type RtTensor } from './backend.js';
+import {
+  checkMemoryPolicy,
+  describe,
+  parseEpList,
+  type Backend,
+  type MemoryPolicy,
+  type BackendSession,
+  type EpFallback,
+  type EpName,
+  type RtTensor,
+} from './backend.js';
 import type { StreamChunk } from './decoder.js';
 import { Logits, type ForwardIds, type ForwardModel, type ForwardResult } from './forward-model.js';
 import { generateRows, type GenerateResult } from './generate.js';
@@ -67,7 +77,9 @@ export class Mamba2Model implements ForwardModel {
   static async create(opts: CreateOptions): Promise<Mamba2Model> {
     const eps = parseEpList(opts.ep ?? 'cpu', 'opts.ep');
     const backend =
-      typeof opts.backend === 'string' ? await (await import('#node-backend')).namedBackend(opts.backend) : (opts.backend ?? (await import('#node-backend')).nodeBackend());
+      typeof opts.backend === 'string'
+        ? await (await import('#node-backend')).namedBackend(opts.backend)
+        : (opts.backend ?? (await import('#node-backend')).nodeBackend());
     const deviceOutputs = opts.deviceState === false ? [] : opts.meta.io.outputs.filter((o) => o.role !== 'logits').map((o) => o.name);
     const session = await backend.createSession(opts.model, {
       eps,
@@ -116,7 +128,9 @@ export class Mamba2Model implements ForwardModel {
   /** Token ids of `text`; a clear error when the model came without a tokenizer. */
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
     if (!this.tokenizer) {
-      throw new TypeError('prompt: this model directory has no tokenizer.json, so it accepts token ids only (pass number[], or --ids 1,2,3)');
+      throw new TypeError(
+        'prompt: this model directory has no tokenizer.json, so it accepts token ids only (pass number[], or --ids 1,2,3)',
+      );
     }
     return this.tokenizer.encode(text, opts);
   }
@@ -139,7 +153,9 @@ export class Mamba2Model implements ForwardModel {
     const [B] = dims;
     if (state !== undefined) this.checkState(state, B, 'state');
     if (opts.into !== undefined && (!(opts.into instanceof Mamba2State) || opts.into === state)) {
-      throw new TypeError(`opts.into: expected a Mamba2State other than \`state\`, got ${opts.into === state ? 'the same state' : describe(opts.into)}`);
+      throw new TypeError(
+        `opts.into: expected a Mamba2State other than \`state\`, got ${opts.into === state ? 'the same state' : describe(opts.into)}`,
+      );
     }
     const own = state === undefined ? this.zeroState(B) : undefined;
     const s = state ?? own!;
@@ -148,7 +164,10 @@ export class Mamba2Model implements ForwardModel {
         const feeds: Record<string, RtTensor> = { [IO_NAMES.inputIds]: this.backend.tensor('int64', data, dims) };
         s.tensors.forEach((t, i) => (feeds[this.specs[i]!.input] = t));
         const target = this.writableInto(opts.into, s);
-        const out = await this.session.run(feeds, target ? Object.fromEntries(this.specs.map((sp, i) => [sp.output, target[i]!])) : undefined);
+        const out = await this.session.run(
+          feeds,
+          target ? Object.fromEntries(this.specs.map((sp, i) => [sp.output, target[i]!])) : undefined,
+        );
         const logitsT = out[IO_NAMES.logits]!;
         const logits = (await this.backend.download(logitsT)) as Float32Array;
         // with a target, ORT wrote the state into its buffers (onnxruntime-node also returns copies: unused)
@@ -169,7 +188,9 @@ export class Mamba2Model implements ForwardModel {
    * Callers keep a spare state only when this is true.
    */
   writesStateInPlace(batch: number): boolean {
-    return batch === 1 && this.session.writesInto && !this.hasKvCache && !this.specs.some((sp) => this.session.deviceOutputs.has(sp.output));
+    return (
+      batch === 1 && this.session.writesInto && !this.hasKvCache && !this.specs.some((sp) => this.session.deviceOutputs.has(sp.output))
+    );
   }
 
   /**
@@ -180,7 +201,13 @@ export class Mamba2Model implements ForwardModel {
   private writableInto(into: Mamba2State | undefined, s: Mamba2State): readonly RtTensor[] | undefined {
     if (!into || into.disposed || into.batch !== s.batch || !this.writesStateInPlace(s.batch)) return undefined;
     const src = s.tensors;
-    const ok = into.tensors.every((t, i) => t.location === 'cpu' && t.type === src[i]!.type && t.dims.length === src[i]!.dims.length && t.dims.every((d, k) => d === src[i]!.dims[k]));
+    const ok = into.tensors.every(
+      (t, i) =>
+        t.location === 'cpu' &&
+        t.type === src[i]!.type &&
+        t.dims.length === src[i]!.dims.length &&
+        t.dims.every((d, k) => d === src[i]!.dims[k]),
+    );
     return ok ? into.surrender() : undefined;
   }
 
@@ -251,7 +278,10 @@ export class Mamba2Model implements ForwardModel {
   checkState(state: unknown, batch: number, what: string): asserts state is Mamba2State {
     if (!(state instanceof Mamba2State)) throw new TypeError(`${what}: expected a Mamba2State, got ${describe(state)}`);
     if (state.disposed) throw new Error(`${what}: the state was disposed`);
-    if (state.specs.length !== this.specs.length || state.specs.some((s, i) => s.input !== this.specs[i]!.input || s.dims.join() !== this.specs[i]!.dims.join())) {
+    if (
+      state.specs.length !== this.specs.length ||
+      state.specs.some((s, i) => s.input !== this.specs[i]!.input || s.dims.join() !== this.specs[i]!.dims.join())
+    ) {
       throw new RangeError(`${what}: the state belongs to a model with different state tensors`);
     }
     if (state.batch !== batch) throw new RangeError(`${what}: batch expected ${batch} (rows of ids), got ${state.batch}`);

@@ -48,7 +48,7 @@ export async function readTokenizer(dir: string): Promise<TextTokenizer | undefi
 export async function readModelDir(dir: unknown): Promise<ModelDir> {
   if (typeof dir !== 'string' || dir === '') throw new TypeError(`dir: expected a model directory path, got ${describe(dir)}`);
   const abs = resolve(dir);
-  let st;
+  let st: Awaited<ReturnType<typeof stat>>;
   try {
     st = await stat(abs);
   } catch {

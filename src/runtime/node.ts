@@ -26,7 +26,8 @@ import { OrtSession } from './ort-session.js';
 import { COPY_INPUT, COPY_OUTPUT, copyModelBytes } from './copy-model.js';
 
 /** EP failures that mean "not available here", as opposed to a model the EP cannot run. */
-const UNAVAILABLE = /adapter|Failed to load (shared )?library|providers_(cuda|shared)|backend not found|no available backend|libcu|CUDA driver|cudaGetDeviceCount/i;
+const UNAVAILABLE =
+  /adapter|Failed to load (shared )?library|providers_(cuda|shared)|backend not found|no available backend|libcu|CUDA driver|cudaGetDeviceCount/i;
 
 export class NodeBackend implements Backend {
   readonly name = 'onnxruntime-node';
@@ -87,7 +88,8 @@ export class NodeBackend implements Backend {
   async download(t: RtTensor): Promise<TensorData> {
     if (t.location === 'cpu') return t.data as TensorData;
     if (t.location !== 'gpu-buffer') throw new Error(`download: tensor location '${t.location}' cannot be read (disposed?)`);
-    if (t.type !== 'float32' && t.type !== 'float16') throw new TypeError(`download: expected a float32 or float16 device tensor, got ${t.type}`);
+    if (t.type !== 'float32' && t.type !== 'float16')
+      throw new TypeError(`download: expected a float32 or float16 device tensor, got ${t.type}`);
     let copier = this.copiers.get(t.type);
     if (!copier) {
       copier = ort.InferenceSession.create(copyModelBytes(t.type), { executionProviders: ['webgpu'], logSeverityLevel: 3 });

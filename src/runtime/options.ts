@@ -50,8 +50,19 @@ export interface ResolvedOptions {
 }
 
 const KNOWN = new Set([
-  'maxNewTokens', 'minNewTokens', 'temperature', 'topK', 'topP', 'repetitionPenalty', 'seed',
-  'stopTokenIds', 'stopStrings', 'prefillWindow', 'signal', 'state', 'addSpecialTokens',
+  'maxNewTokens',
+  'minNewTokens',
+  'temperature',
+  'topK',
+  'topP',
+  'repetitionPenalty',
+  'seed',
+  'stopTokenIds',
+  'stopStrings',
+  'prefillWindow',
+  'signal',
+  'state',
+  'addSpecialTokens',
 ]);
 
 function num(o: Record<string, unknown>, key: string, dflt: number, ok: (v: number) => boolean, expected: string): number {
@@ -67,7 +78,8 @@ const isInt = (v: number): boolean => Number.isSafeInteger(v);
 /** Validate user options; `vocab` bounds stopTokenIds. */
 export function resolveOptions(opts: unknown, vocab: number): ResolvedOptions {
   if (opts === undefined) opts = {};
-  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw new TypeError(`opts: expected an options object, got ${describe(opts)}`);
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+    throw new TypeError(`opts: expected an options object, got ${describe(opts)}`);
   const o = opts as Record<string, unknown>;
   for (const k of Object.keys(o)) {
     if (!KNOWN.has(k)) throw new RangeError(`opts.${k}: unknown option, expected one of ${[...KNOWN].join(', ')}`);
@@ -84,16 +96,19 @@ export function resolveOptions(opts: unknown, vocab: number): ResolvedOptions {
 
   const stopTokenIds: number[] = [];
   if (o.stopTokenIds !== undefined) {
-    if (!Array.isArray(o.stopTokenIds)) throw new TypeError(`opts.stopTokenIds: expected an array of token ids, got ${describe(o.stopTokenIds)}`);
+    if (!Array.isArray(o.stopTokenIds))
+      throw new TypeError(`opts.stopTokenIds: expected an array of token ids, got ${describe(o.stopTokenIds)}`);
     o.stopTokenIds.forEach((id: unknown, i) => {
       if (typeof id !== 'number') throw new TypeError(`opts.stopTokenIds[${i}]: expected a token id (number), got ${describe(id)}`);
-      if (!isInt(id) || id < 0 || id >= vocab) throw new RangeError(`opts.stopTokenIds[${i}]: expected an integer in [0, ${vocab}), got ${id}`);
+      if (!isInt(id) || id < 0 || id >= vocab)
+        throw new RangeError(`opts.stopTokenIds[${i}]: expected an integer in [0, ${vocab}), got ${id}`);
       stopTokenIds.push(id);
     });
   }
   const stopStrings: string[] = [];
   if (o.stopStrings !== undefined) {
-    if (!Array.isArray(o.stopStrings)) throw new TypeError(`opts.stopStrings: expected an array of strings, got ${describe(o.stopStrings)}`);
+    if (!Array.isArray(o.stopStrings))
+      throw new TypeError(`opts.stopStrings: expected an array of strings, got ${describe(o.stopStrings)}`);
     o.stopStrings.forEach((s: unknown, i) => {
       if (typeof s !== 'string') throw new TypeError(`opts.stopStrings[${i}]: expected a string, got ${describe(s)}`);
       if (s === '') throw new RangeError(`opts.stopStrings[${i}]: expected a non-empty string, got ""`);
@@ -105,7 +120,8 @@ export function resolveOptions(opts: unknown, vocab: number): ResolvedOptions {
     throw new TypeError(`opts.signal: expected an AbortSignal, got ${describe(signal)}`);
   }
   const addSpecialTokens = o.addSpecialTokens ?? true;
-  if (typeof addSpecialTokens !== 'boolean') throw new TypeError(`opts.addSpecialTokens: expected a boolean, got ${describe(addSpecialTokens)}`);
+  if (typeof addSpecialTokens !== 'boolean')
+    throw new TypeError(`opts.addSpecialTokens: expected a boolean, got ${describe(addSpecialTokens)}`);
   return {
     maxNewTokens,
     minNewTokens,

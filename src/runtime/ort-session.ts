@@ -38,7 +38,10 @@ export class OrtSession implements BackendSession {
       // every output is fetched: the given ones are written in place, the others allocated by ORT
       const fetches: Record<string, Tensor | null> = {};
       for (const o of this.outputs) fetches[o.name] = (into[o.name] as unknown as Tensor | undefined) ?? null;
-      return (await this.session.run(feeds as unknown as InferenceSession.FeedsType, fetches as InferenceSession.FetchesType)) as Record<string, RtTensor>;
+      return (await this.session.run(feeds as unknown as InferenceSession.FeedsType, fetches as InferenceSession.FetchesType)) as Record<
+        string,
+        RtTensor
+      >;
     }
     return (await this.session.run(feeds as unknown as InferenceSession.FeedsType)) as Record<string, RtTensor>;
   }

@@ -78,7 +78,11 @@ describe('top-k', () => {
     for (let trial = 0; trial < 20; trial++) {
       const logits = Array.from({ length: 500 }, () => rng() * 10);
       const k = 1 + Math.floor(rng() * 50);
-      const want = logits.map((l, i) => [l, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, k).map((x) => x[1]);
+      const want = logits
+        .map((l, i) => [l, i] as const)
+        .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+        .slice(0, k)
+        .map((x) => x[1]);
       expect([...samplingDistribution(logits, [], P({ topK: k })).ids]).toEqual(want);
     }
   });

@@ -87,10 +87,13 @@ export function deserializeState(bytes: Uint8Array): HostState {
   const crcAt = bytes.length - 4;
   const crc = crc32(bytes.subarray(0, crcAt));
   if (crc !== view.getUint32(crcAt, true)) {
-    throw new StateFormatError(`checksum mismatch (stored ${view.getUint32(crcAt, true).toString(16)}, computed ${crc.toString(16)}): the bytes are corrupted or truncated`);
+    throw new StateFormatError(
+      `checksum mismatch (stored ${view.getUint32(crcAt, true).toString(16)}, computed ${crc.toString(16)}): the bytes are corrupted or truncated`,
+    );
   }
   const headerLen = view.getUint32(8, true);
-  if (headerLen > MAX_HEADER || FIXED + headerLen > crcAt) throw new StateFormatError(`header length ${headerLen} does not fit in ${bytes.length} bytes`);
+  if (headerLen > MAX_HEADER || FIXED + headerLen > crcAt)
+    throw new StateFormatError(`header length ${headerLen} does not fit in ${bytes.length} bytes`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(FIXED, FIXED + headerLen)));
@@ -128,7 +131,8 @@ function checkHeader(h: unknown): { batch: number; entries: { name: string; dims
   if (!Array.isArray(tensors) || tensors.length === 0) throw new StateFormatError('header.tensors expected a non-empty array');
   const entries = tensors.map((t: unknown, i) => {
     const { name, dims } = (t ?? {}) as { name?: unknown; dims?: unknown };
-    if (typeof name !== 'string' || name === '') throw new StateFormatError(`header.tensors[${i}].name expected a string, got ${JSON.stringify(name)}`);
+    if (typeof name !== 'string' || name === '')
+      throw new StateFormatError(`header.tensors[${i}].name expected a string, got ${JSON.stringify(name)}`);
     if (!Array.isArray(dims) || dims.length < 2 || !isDim(dims[0]) || !dims.slice(1).every(isSize)) {
       throw new StateFormatError(`header.tensors[${i}].dims expected ≥ 2 integers (batch ≥ 1, the rest ≥ 0), got ${JSON.stringify(dims)}`);
     }

@@ -28,7 +28,10 @@ const alloc = (like: 'float32' | 'float16' | StateArray, n: number): StateArray 
 
 /** The parts end to end in one fresh array (of the first part's type). */
 function concat(parts: readonly StateArray[]): StateArray {
-  const out = alloc(parts[0]!, parts.reduce((a, p) => a + p.length, 0));
+  const out = alloc(
+    parts[0]!,
+    parts.reduce((a, p) => a + p.length, 0),
+  );
   let off = 0;
   for (const p of parts) {
     out.set(p, off);
@@ -96,7 +99,8 @@ export function growRows(specs: readonly StateSpec[], arrays: readonly StateArra
 export function stateFromArrays(backend: Backend, specs: readonly StateSpec[], batch: number, arrays: readonly StateArray[]): Mamba2State {
   const tensors = specs.map((s, i) => {
     const dims = [batch, ...s.dims];
-    if (s.grows !== undefined) dims[s.grows + 1] = arrays[i]!.length / Math.max(1, batch * s.dims.reduce((a, d, k) => (k === s.grows ? a : a * d), 1));
+    if (s.grows !== undefined)
+      dims[s.grows + 1] = arrays[i]!.length / Math.max(1, batch * s.dims.reduce((a, d, k) => (k === s.grows ? a : a * d), 1));
     return backend.tensor(s.type, arrays[i]!, dims);
   });
   return new Mamba2State(backend, specs, batch, tensors);
@@ -105,14 +109,16 @@ export function stateFromArrays(backend: Backend, specs: readonly StateSpec[], b
 /** A tensor's data as a StateArray; float16 data held in a Float16Array (where one exists) is read as its bits. */
 function checkArray(d: unknown, i: number, type: string): StateArray {
   if (d instanceof Float32Array || d instanceof Uint16Array) return d;
-  if (type === 'float16' && ArrayBuffer.isView(d) && (d as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT === 2) return new Uint16Array(d.buffer, d.byteOffset, d.byteLength / 2);
+  if (type === 'float16' && ArrayBuffer.isView(d) && (d as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT === 2)
+    return new Uint16Array(d.buffer, d.byteOffset, d.byteLength / 2);
   throw new TypeError(`state tensor ${i}: expected float32 or float16 data, got ${type}`);
 }
 
 /** The host arrays of a state that lives on the CPU, not copied (the model must run with deviceState off). */
 export function stateArrays(state: Mamba2State): StateArray[] {
   return state.tensors.map((t, i) => {
-    if (t.location !== 'cpu') throw new Error(`state tensor ${i}: expected host memory, got location '${t.location}' (load the model with deviceState: false)`);
+    if (t.location !== 'cpu')
+      throw new Error(`state tensor ${i}: expected host memory, got location '${t.location}' (load the model with deviceState: false)`);
     return checkArray(t.data, i, t.type);
   });
 }

@@ -9,7 +9,10 @@ import { toyMeta } from '../../test/helpers/toy-model.js';
 
 const host = (batch: number, seed = 1): HostState => {
   let s = seed;
-  const v = (): number => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
+  const v = (): number => {
+    s = (s * 16807) % 2147483647;
+    return (s / 2147483647) * 2 - 1;
+  };
   return {
     batch,
     tensors: [
@@ -22,7 +25,11 @@ const host = (batch: number, seed = 1): HostState => {
 /** The session metadata an exact export of `meta` reports (what onnxruntime gives for the toy model). */
 const sessionInfo = (): { inputs: ValueInfo[]; outputs: ValueInfo[] } => {
   const io = ioTable(toyMeta().config);
-  const info = (e: { name: string; dtype: string; shape: readonly (number | string)[] }): ValueInfo => ({ name: e.name, type: e.dtype, shape: e.shape });
+  const info = (e: { name: string; dtype: string; shape: readonly (number | string)[] }): ValueInfo => ({
+    name: e.name,
+    type: e.dtype,
+    shape: e.shape,
+  });
   return { inputs: io.inputs.map(info), outputs: io.outputs.map(info) };
 };
 
@@ -105,7 +112,9 @@ describe('stateSpecs: graph metadata vs mamba2-onnx.json vs config', () => {
   it('names every mismatch with expected vs got', () => {
     const { inputs, outputs } = sessionInfo();
     const bad = inputs.map((v) => (v.name === 'past_ssm.0' ? { ...v, shape: ['batch', 1, 1, 16] } : v));
-    expect(() => stateSpecs(toyMeta(), bad, outputs)).toThrow(/past_ssm\.0': shape expected \[batch, 1, 1, 8\] \(json\), got \[batch, 1, 1, 16\] \(graph\)/);
+    expect(() => stateSpecs(toyMeta(), bad, outputs)).toThrow(
+      /past_ssm\.0': shape expected \[batch, 1, 1, 8\] \(json\), got \[batch, 1, 1, 16\] \(graph\)/,
+    );
     const missing = inputs.filter((v) => v.name !== 'past_conv.0');
     expect(() => stateSpecs(toyMeta(), missing, outputs)).toThrow(ModelMismatchError);
     const extra = [...inputs, { name: 'attention_mask', type: 'int64', shape: ['batch', 'sequence'] }];
@@ -147,7 +156,10 @@ describe('states as onnxruntime tensors', () => {
 
   it('fp16 states are widened on save and narrowed on load', async () => {
     const half = specs.map((s) => (s.role === 'conv_state' ? { ...s, type: 'float16' as const } : s));
-    const h: HostState = { batch: 1, tensors: [{ name: 'past_conv.0', dims: [1, 2, 2], data: Float32Array.of(1, -2.5, 0.099975586, 65504) }, host(1).tensors[1]!] };
+    const h: HostState = {
+      batch: 1,
+      tensors: [{ name: 'past_conv.0', dims: [1, 2, 2], data: Float32Array.of(1, -2.5, 0.099975586, 65504) }, host(1).tensors[1]!],
+    };
     const s = stateFromHost(backend, half, h);
     expect(s.tensors[0]!.type).toBe('float16');
     expect([...(await s.toHost()).tensors[0]!.data]).toEqual([1, -2.5, 0.099975586, 65504].map(Math.fround));

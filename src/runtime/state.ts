@@ -160,7 +160,11 @@ export class Mamba2State {
       this.tensors.map(async (t, i) => {
         const spec = this.specs[i]!;
         const raw = (await this.backend.download(t)) as Float32Array | Uint16Array;
-        return { name: spec.input, dims: [...t.dims], data: spec.type === 'float16' ? widen(raw as Uint16Array) : Float32Array.from(raw as Float32Array) };
+        return {
+          name: spec.input,
+          dims: [...t.dims],
+          data: spec.type === 'float16' ? widen(raw as Uint16Array) : Float32Array.from(raw as Float32Array),
+        };
       }),
     );
     return { batch: this.batch, tensors };
@@ -190,7 +194,9 @@ export function zeroState(backend: Backend, specs: readonly StateSpec[], batch: 
   const tensors = specs.map((s) => {
     const dims = [batch, ...s.dims];
     const n = elements(dims);
-    return s.type === 'float16' ? backend.tensor('float16', new Uint16Array(n), dims) : backend.tensor('float32', new Float32Array(n), dims);
+    return s.type === 'float16'
+      ? backend.tensor('float16', new Uint16Array(n), dims)
+      : backend.tensor('float32', new Float32Array(n), dims);
   });
   return new Mamba2State(backend, specs, batch, tensors);
 }
@@ -208,18 +214,22 @@ export function stateFromHost(backend: Backend, specs: readonly StateSpec[], hos
     const dims = [host.batch, ...s.dims];
     if (s.grows !== undefined && t.name === s.input && t.dims.length === dims.length) {
       const got = t.dims[s.grows + 1]!;
-      if (length !== undefined && got !== length) problems.push(`'${s.input}': KV cache length expected ${length} (as the other caches), got ${got}`);
+      if (length !== undefined && got !== length)
+        problems.push(`'${s.input}': KV cache length expected ${length} (as the other caches), got ${got}`);
       length ??= got;
       dims[s.grows + 1] = got;
     }
     if (t.name !== s.input) problems.push(`tensor ${i}: expected name '${s.input}', got '${t.name}'`);
-    else if (t.dims.join(',') !== dims.join(',')) problems.push(`'${s.input}': expected dims [${dims.join(', ')}], got [${t.dims.join(', ')}]`);
+    else if (t.dims.join(',') !== dims.join(','))
+      problems.push(`'${s.input}': expected dims [${dims.join(', ')}], got [${t.dims.join(', ')}]`);
     else if (t.data.length !== elements(dims)) problems.push(`'${s.input}': expected ${elements(dims)} values, got ${t.data.length}`);
   });
   if (problems.length > 0) throw new RangeError(`state does not fit this model:\n  - ${problems.join('\n  - ')}`);
   const tensors = specs.map((s, i) => {
     const t = host.tensors[i]!;
-    return s.type === 'float16' ? backend.tensor('float16', narrow(t.data), t.dims) : backend.tensor('float32', Float32Array.from(t.data), t.dims);
+    return s.type === 'float16'
+      ? backend.tensor('float16', narrow(t.data), t.dims)
+      : backend.tensor('float32', Float32Array.from(t.data), t.dims);
   });
   return new Mamba2State(backend, specs, host.batch, tensors);
 }

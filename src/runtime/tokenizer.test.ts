@@ -9,7 +9,12 @@ const bpe = (): TextTokenizer => {
 };
 
 /** Stream `ids` through the incremental decoder + stop matcher the way generate() does. */
-function streamText(tok: TextTokenizer, ids: number[], stops: string[] = [], context: number[] = []): { pieces: string[]; text: string; stoppedAt: number } {
+function streamText(
+  tok: TextTokenizer,
+  ids: number[],
+  stops: string[] = [],
+  context: number[] = [],
+): { pieces: string[]; text: string; stoppedAt: number } {
   const dec = new IncrementalDecoder(tok, context);
   const stop = new StopStringMatcher(stops);
   const pieces: string[] = [];

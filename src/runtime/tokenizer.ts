@@ -47,10 +47,14 @@ export class TextTokenizer {
    */
   static fromJSON(tokenizerJson: unknown, tokenizerConfig: unknown = {}, source = TOKENIZER_FILE): TextTokenizer {
     if (typeof tokenizerJson !== 'object' || tokenizerJson === null || !('model' in tokenizerJson)) {
-      throw new TypeError(`${source}: expected a tokenizer.json object with a "model" field, got ${tokenizerJson === null ? 'null' : typeof tokenizerJson}`);
+      throw new TypeError(
+        `${source}: expected a tokenizer.json object with a "model" field, got ${tokenizerJson === null ? 'null' : typeof tokenizerJson}`,
+      );
     }
     if (typeof tokenizerConfig !== 'object' || tokenizerConfig === null) {
-      throw new TypeError(`${source}: tokenizer_config.json expected an object, got ${tokenizerConfig === null ? 'null' : typeof tokenizerConfig}`);
+      throw new TypeError(
+        `${source}: tokenizer_config.json expected an object, got ${tokenizerConfig === null ? 'null' : typeof tokenizerConfig}`,
+      );
     }
     try {
       return new TextTokenizer(new Tokenizer(tokenizerJson, tokenizerConfig), tokenizerConfig as Record<string, unknown>);

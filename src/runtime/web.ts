@@ -121,13 +121,16 @@ export class WebBackend implements Backend {
         ...(device.size > 0 ? { preferredOutputLocation: loc } : {}),
       };
       try {
-        const session = typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+        const session =
+          typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
         return new OrtSession(session, ep, tried, device, ort.Tensor, 'onnxruntime-web');
       } catch (e) {
         const reason = summarizeWebError(e);
         const raw = e instanceof Error ? e.message : String(e);
         lastError =
-          ortEp === 'webgpu' && UNAVAILABLE.test(raw) ? new WebEpUnavailableError(ep, reason, tried.slice()) : new SessionCreateError(ep, what, reason, tried.slice());
+          ortEp === 'webgpu' && UNAVAILABLE.test(raw)
+            ? new WebEpUnavailableError(ep, reason, tried.slice())
+            : new SessionCreateError(ep, what, reason, tried.slice());
         tried.push({ ep, reason });
       }
     }

@@ -46,7 +46,9 @@ function engineOf(ctx: AppContext): Engine {
 function writeSocketError(socket: Socket, e: ApiError, cause?: Error, headers = ''): void {
   const body = JSON.stringify(e.body());
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\n${headers}Connection: close\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\n${headers}Connection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy(cause);
 }
@@ -59,9 +61,11 @@ function writeSocketError(socket: Socket, e: ApiError, cause?: Error, headers = 
 function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const [status, message, code]: [number, string, string] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'request timeout: the whole request was not received in time', 'request_timeout']
-    : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'request headers too large', 'headers_too_large']
-    : [400, `malformed HTTP request (${err.code ?? 'parse error'})`, 'bad_request'];
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'request timeout: the whole request was not received in time', 'request_timeout']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'request headers too large', 'headers_too_large']
+        : [400, `malformed HTTP request (${err.code ?? 'parse error'})`, 'bad_request'];
   writeSocketError(socket, new ApiError(status, message, 'invalid_request_error', null, code), err);
 }
 
@@ -70,7 +74,13 @@ const ALL_ROUTE_METHODS = 'GET, HEAD, POST';
 
 /** The 405 for `method` on a path served with other methods. */
 const methodNotAllowed = (method: string, path: string, allow: string): ApiError =>
-  new ApiError(405, `method ${clipInput(method)} is not allowed on ${clipInput(path)}; allowed: ${allow}`, 'invalid_request_error', null, 'method_not_allowed');
+  new ApiError(
+    405,
+    `method ${clipInput(method)} is not allowed on ${clipInput(path)}; allowed: ${allow}`,
+    'invalid_request_error',
+    null,
+    'method_not_allowed',
+  );
 
 /**
  * Errors fastify's router raises before routing (a path parameter over its length limit, a bad
@@ -79,9 +89,17 @@ const methodNotAllowed = (method: string, path: string, allow: string): ApiError
 function frameworkError(err: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply): void {
   const path = clipInput((request.raw.url ?? '').split('?')[0] ?? '');
   const e =
-    err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new ApiError(414, `URI too long: a segment of the path is over the length limit (${path})`, 'invalid_request_error', null, 'uri_too_long')
-    : err.code === 'FST_ERR_BAD_URL' ? new ApiError(400, `bad URL: the path is not validly percent-encoded (${path})`, 'invalid_request_error', null, 'bad_url')
-    : toApiError(err);
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new ApiError(
+          414,
+          `URI too long: a segment of the path is over the length limit (${path})`,
+          'invalid_request_error',
+          null,
+          'uri_too_long',
+        )
+      : err.code === 'FST_ERR_BAD_URL'
+        ? new ApiError(400, `bad URL: the path is not validly percent-encoded (${path})`, 'invalid_request_error', null, 'bad_url')
+        : toApiError(err);
   void reply.code(e.status).send(e.body());
 }
 
@@ -111,7 +129,12 @@ export function createApp(ctx: AppContext): FastifyInstance {
   });
   // CONNECT (a proxy tunnel) never reaches the routes: Node hands the socket over, or drops it unanswered.
   app.server.on('connect', (_req: unknown, socket: Socket) => {
-    writeSocketError(socket, new ApiError(405, 'method CONNECT is not allowed: this server is not a proxy', 'invalid_request_error', null, 'method_not_allowed'), undefined, `Allow: ${ALL_ROUTE_METHODS}\r\n`);
+    writeSocketError(
+      socket,
+      new ApiError(405, 'method CONNECT is not allowed: this server is not a proxy', 'invalid_request_error', null, 'method_not_allowed'),
+      undefined,
+      `Allow: ${ALL_ROUTE_METHODS}\r\n`,
+    );
   });
   // Node's header deadline must not exceed the whole-request deadline (slow-loris).
   app.server.headersTimeout = Math.min(app.server.headersTimeout, o.requestTimeoutMs);
@@ -131,19 +154,38 @@ export function createApp(ctx: AppContext): FastifyInstance {
     const got = request.headers.authorization;
     if (typeof got !== 'string' || !timingSafeEqual(digest(got), keyDigest)) {
       reply.code(401);
-      return reply.send(new ApiError(401, 'missing or incorrect API key: send Authorization: Bearer <key>', 'authentication_error', null, 'invalid_api_key').body());
+      return reply.send(
+        new ApiError(
+          401,
+          'missing or incorrect API key: send Authorization: Bearer <key>',
+          'authentication_error',
+          null,
+          'invalid_api_key',
+        ).body(),
+      );
     }
     return undefined;
   });
 
   app.setErrorHandler((err, request, reply) => {
     const e = toApiError(err);
-    if (e.status >= 500 && e.status !== 503) o.log('error', `${request.method} ${request.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    if (e.status >= 500 && e.status !== 503)
+      o.log('error', `${request.method} ${request.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     if (reply.sent || reply.raw.headersSent) return;
     void reply.code(e.status).send(e.body());
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(new ApiError(404, `no route ${clipInput(request.method)} ${clipInput(request.url.split('?')[0] ?? '')}`, 'not_found_error', null, 'unknown_route').body());
+    void reply
+      .code(404)
+      .send(
+        new ApiError(
+          404,
+          `no route ${clipInput(request.method)} ${clipInput(request.url.split('?')[0] ?? '')}`,
+          'not_found_error',
+          null,
+          'unknown_route',
+        ).body(),
+      );
   });
 
   /** Each path's methods as routes are declared (GET answers HEAD too), for the 405s below. */
@@ -162,7 +204,8 @@ export function createApp(ctx: AppContext): FastifyInstance {
   app.get(route('GET', '/metrics'), async (_request, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');
     const extra = { ready: ctx.engine !== undefined, draining: ctx.draining, model: o.modelName };
-    if (!ctx.engine) return `# HELP mamba2_ready 1 when the model is loaded and requests are accepted\n# TYPE mamba2_ready gauge\nmamba2_ready 0\n`;
+    if (!ctx.engine)
+      return `# HELP mamba2_ready 1 when the model is loaded and requests are accepted\n# TYPE mamba2_ready gauge\nmamba2_ready 0\n`;
     return prometheusText(ctx.engine.stats(), extra);
   });
 
@@ -170,7 +213,13 @@ export function createApp(ctx: AppContext): FastifyInstance {
   app.get(route('GET', '/v1/models'), async () => ({ object: 'list', data: [modelCard()] }));
   app.get<{ Params: { id: string } }>(route('GET', '/v1/models/:id'), async (request) => {
     if (request.params.id !== o.modelName) {
-      throw new ApiError(404, `model: the model '${clipInput(request.params.id)}' does not exist, this server serves '${o.modelName}'`, 'not_found_error', 'model', 'model_not_found');
+      throw new ApiError(
+        404,
+        `model: the model '${clipInput(request.params.id)}' does not exist, this server serves '${o.modelName}'`,
+        'not_found_error',
+        'model',
+        'model_not_found',
+      );
     }
     return modelCard();
   });

@@ -70,12 +70,24 @@ export async function handleCompletion(request: FastifyRequest, reply: FastifyRe
   if (!req.stream) {
     const result = await new Promise<SequenceResult>((resolve, reject) => {
       const sink: SequenceSink = { token: () => {}, done: resolve, fail: reject };
-      controller.signal.addEventListener('abort', () => reject(new ApiError(499, 'client disconnected', 'invalid_request_error', null, 'client_closed')), { once: true });
+      controller.signal.addEventListener(
+        'abort',
+        () => reject(new ApiError(499, 'client disconnected', 'invalid_request_error', null, 'client_closed')),
+        { once: true },
+      );
       engine.submit(spec, sink, controller.signal); // throws 429/503 synchronously: reject via the promise
     });
     return {
       ...base,
-      choices: [{ text: result.text, index: 0, logprobs: null, finish_reason: openAiFinishReason(result.finishReason), token_ids: result.outputIds }],
+      choices: [
+        {
+          text: result.text,
+          index: 0,
+          logprobs: null,
+          finish_reason: openAiFinishReason(result.finishReason),
+          token_ids: result.outputIds,
+        },
+      ],
       usage: usageOf(result),
       system_fingerprint: `seed-${result.seed}`,
     };
@@ -96,12 +108,19 @@ export async function handleCompletion(request: FastifyRequest, reply: FastifyRe
       send({ ...base, choices: [{ text: c.text, index: 0, logprobs: null, finish_reason: null, token_ids: [c.tokenId] }], ...usageNull });
     },
     done(r: SequenceResult) {
-      send({ ...base, choices: [{ text: '', index: 0, logprobs: null, finish_reason: openAiFinishReason(r.finishReason), token_ids: [] }], ...usageNull });
+      send({
+        ...base,
+        choices: [{ text: '', index: 0, logprobs: null, finish_reason: openAiFinishReason(r.finishReason), token_ids: [] }],
+        ...usageNull,
+      });
       if (req.includeUsage) send({ ...base, choices: [], usage: usageOf(r) });
       end();
     },
     fail(e: Error) {
-      const err = e instanceof ApiError ? e : new ApiError(500, 'generation failed on the server (see the server log)', 'server_error', null, 'internal_error');
+      const err =
+        e instanceof ApiError
+          ? e
+          : new ApiError(500, 'generation failed on the server (see the server log)', 'server_error', null, 'internal_error');
       send(err.body());
       end();
     },

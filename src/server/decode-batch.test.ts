@@ -18,17 +18,29 @@ const firstOfRows = (b: DecodeBatch<string>): number[] => {
 describe('DecodeBatch', () => {
   it('keeps each sequence with its own row through joins, leaves and compaction', () => {
     const b = new DecodeBatch<string>(specs);
-    b.add([{ seq: 'a', rows: rowsOf(1) }, { seq: 'b', rows: rowsOf(2) }, { seq: 'c', rows: rowsOf(3) }]);
+    b.add([
+      { seq: 'a', rows: rowsOf(1) },
+      { seq: 'b', rows: rowsOf(2) },
+      { seq: 'c', rows: rowsOf(3) },
+    ]);
     expect(firstOfRows(b)).toEqual([1, 2, 3]);
     b.remove('a');
     expect([b.size, b.live, b.holes]).toEqual([3, 2, 1]);
-    b.add([{ seq: 'd', rows: rowsOf(4) }, { seq: 'e', rows: rowsOf(5) }]); // hole first, then grow
+    b.add([
+      { seq: 'd', rows: rowsOf(4) },
+      { seq: 'e', rows: rowsOf(5) },
+    ]); // hole first, then grow
     expect(firstOfRows(b)).toEqual([4, 2, 3, 5]);
     b.remove('b');
     b.remove('e');
     b.compact();
     expect(b.size).toBe(2);
-    expect(b.members().map((m) => m.seq).sort()).toEqual(['c', 'd']);
+    expect(
+      b
+        .members()
+        .map((m) => m.seq)
+        .sort(),
+    ).toEqual(['c', 'd']);
     expect(b.rowsOf('c')[1]![0]).toBe(3);
     expect(b.rowsOf('d')[1]![0]).toBe(4);
     const st = b.state(nodeBackend());

@@ -16,7 +16,17 @@
 import type { Backend } from '../runtime/backend.js';
 import type { ForwardModel } from '../runtime/forward-model.js';
 import type { Mamba2State, StateSpec } from '../runtime/state.js';
-import { growRows, moveRow, rowSize, sliceRow, stateArrays, stateFromArrays, writeRow, type StateArray, type StateRow } from '../runtime/state-rows.js';
+import {
+  growRows,
+  moveRow,
+  rowSize,
+  sliceRow,
+  stateArrays,
+  stateFromArrays,
+  writeRow,
+  type StateArray,
+  type StateRow,
+} from '../runtime/state-rows.js';
 import { RowSlots } from './row-slots.js';
 
 /** Logits of the last position per row of one decode step. */
@@ -84,12 +94,18 @@ export class DecodeBatch<T> extends RowSlots<T> implements DecodeRows<T> {
   state(backend: Backend): Mamba2State {
     const B = this.slots.length;
     if (B === 0) throw new Error('DecodeBatch.state: the batch is empty');
-    return stateFromArrays(backend, this.specs, B, this.arrays.map((a, i) => (a.length === B * this.sizes[i]! ? a : a.subarray(0, B * this.sizes[i]!))));
+    return stateFromArrays(
+      backend,
+      this.specs,
+      B,
+      this.arrays.map((a, i) => (a.length === B * this.sizes[i]! ? a : a.subarray(0, B * this.sizes[i]!))),
+    );
   }
 
   /** Take the forward call's present state as the batch's state (same rows, same order). */
   adopt(next: Mamba2State): void {
-    if (next.batch !== this.slots.length) throw new RangeError(`DecodeBatch.adopt: expected a state of ${this.slots.length} rows, got ${next.batch}`);
+    if (next.batch !== this.slots.length)
+      throw new RangeError(`DecodeBatch.adopt: expected a state of ${this.slots.length} rows, got ${next.batch}`);
     this.arrays = stateArrays(next);
   }
 

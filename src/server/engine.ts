@@ -182,7 +182,11 @@ export class Engine {
       }
       if (this.prefilling.length > 0) await this.guard(this.prefilling.slice(), () => this.prefillStep());
       this.reap();
-      if (this.ready.length > 0 || this.batch.live > 0) await this.guard(this.batch.members().map((m) => m.seq), () => this.decodeStep());
+      if (this.ready.length > 0 || this.batch.live > 0)
+        await this.guard(
+          this.batch.members().map((m) => m.seq),
+          () => this.decodeStep(),
+        );
       // Let the event loop run (HTTP I/O, aborts) even when every call above finished synchronously.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -339,7 +343,8 @@ export class Engine {
       }
       produced++;
       if (!seq.sample(logits)) continue;
-      if (this.opts.cacheGenerations !== false) this.remember([...seq.spec.promptIds, ...seq.out.slice(0, -1)], () => this.batch.rowsOf(seq), logits);
+      if (this.opts.cacheGenerations !== false)
+        this.remember([...seq.spec.promptIds, ...seq.out.slice(0, -1)], () => this.batch.rowsOf(seq), logits);
       this.batch.remove(seq);
       seq.complete();
       this.retire('ok');

@@ -80,7 +80,9 @@ describe('bad requests', () => {
     const closed = await new Promise<{ ms: number; data: string }>((resolve, reject) => {
       const t0 = Date.now();
       let data = '';
-      const sock = connect(Number(port), '127.0.0.1', () => sock.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"pro'));
+      const sock = connect(Number(port), '127.0.0.1', () =>
+        sock.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"pro'),
+      );
       sock.on('data', (d) => (data += d.toString()));
       sock.on('close', () => resolve({ ms: Date.now() - t0, data }));
       sock.on('error', reject);
@@ -158,12 +160,12 @@ describe('prototype-pollution keys', () => {
 
   it('"constructor" as an ordinary value or key is no pollution (an unknown field); bad JSON is still invalid_json', async () => {
     const field = await postJson(`${s.url}/v1/completions`, { ...ok, constructor: 'x' });
-    expect((field.json.error as ErrorFields)).toMatchObject({ param: 'constructor', code: 'unknown_field' });
+    expect(field.json.error as ErrorFields).toMatchObject({ param: 'constructor', code: 'unknown_field' });
     const user = await postJson(`${s.url}/v1/completions`, { ...ok, user: '__proto__' });
     expect(user.status).toBe(200);
     const bad = await postJson(`${s.url}/v1/completions`, '{"prompt": [1, 2');
     expect(bad.status).toBe(400);
-    expect((bad.json.error as ErrorFields)).toMatchObject({ param: null, code: 'invalid_json' });
+    expect(bad.json.error as ErrorFields).toMatchObject({ param: null, code: 'invalid_json' });
     const empty = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '' });
     expect(empty.status).toBe(400);
     expect((await errorOfResponse(empty)).code).toBe('invalid_json');
@@ -203,14 +205,16 @@ describe('user input echoed in errors', () => {
     expect(ie).toMatchObject({ type: 'invalid_request_error', code: 'uri_too_long' });
     expect(ie.message).toContain('…(2011 bytes)');
     expect(ie.message.length).toBeLessThan(200);
-    const escape = await fetch(`${big.url}/v1/models/%zz${'q'.repeat(3000)}`);
-    expect(escape.status).toBe(400);
-    const ee = await errorOfResponse(escape);
+    const escaped = await fetch(`${big.url}/v1/models/%zz${'q'.repeat(3000)}`);
+    expect(escaped.status).toBe(400);
+    const ee = await errorOfResponse(escaped);
     expect(ee).toMatchObject({ type: 'invalid_request_error', code: 'bad_url' });
     expect(ee.message).toContain('…(3014 bytes)');
     const wrong = await fetch(`${big.url}/v1/models/${'w'.repeat(90)}`, { method: 'DELETE' });
     expect(wrong.status).toBe(405);
-    expect((await errorOfResponse(wrong)).message).toBe(`method DELETE is not allowed on ${`/v1/models/${'w'.repeat(90)}`.slice(0, 64)}…(101 bytes); allowed: GET, HEAD`);
+    expect((await errorOfResponse(wrong)).message).toBe(
+      `method DELETE is not allowed on ${`/v1/models/${'w'.repeat(90)}`.slice(0, 64)}…(101 bytes); allowed: GET, HEAD`,
+    );
     const bad = await fetch(`${big.url}/%`);
     expect(bad.status).toBe(400);
     expect((await errorOfResponse(bad)).code).toBe('bad_url');
@@ -249,7 +253,14 @@ describe('load states', () => {
     try {
       const long = { ...ok, max_tokens: 1_000_000 };
       const controllers = [new AbortController(), new AbortController()];
-      const running = controllers.map((c) => fetch(`${busy.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(long), signal: c.signal }).catch(() => undefined));
+      const running = controllers.map((c) =>
+        fetch(`${busy.url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(long),
+          signal: c.signal,
+        }).catch(() => undefined),
+      );
       await new Promise((r) => setTimeout(r, 200)); // one decoding, one queued
       const r = await postJson(`${busy.url}/v1/completions`, ok);
       expect(r.status).toBe(429);

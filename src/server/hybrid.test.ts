@@ -20,14 +20,22 @@ let cached: RunningServer;
 
 beforeAll(async () => {
   const preset = join(root, 'hybrid.json');
-  writeFileSync(preset, JSON.stringify({
-    source: 'none (random weights)',
-    format: 'mamba_ssm',
-    config: {
-      d_model: 32, n_layer: 3, d_intermediate: 64, vocab_size: 64, ssm_cfg: { layer: 'Mamba2', d_state: 8, headdim: 16, chunk_size: 8 },
-      attn_layer_idx: [0, 2], attn_cfg: { causal: true, num_heads: 4, num_heads_kv: 1, rotary_emb_dim: 8, d_conv: 4 },
-    },
-  }));
+  writeFileSync(
+    preset,
+    JSON.stringify({
+      source: 'none (random weights)',
+      format: 'mamba_ssm',
+      config: {
+        d_model: 32,
+        n_layer: 3,
+        d_intermediate: 64,
+        vocab_size: 64,
+        ssm_cfg: { layer: 'Mamba2', d_state: 8, headdim: 16, chunk_size: 8 },
+        attn_layer_idx: [0, 2],
+        attn_cfg: { causal: true, num_heads: 4, num_heads_kv: 1, rotary_emb_dim: 8, d_conv: 4 },
+      },
+    }),
+  );
   await exportModel({ preset, randomWeights: true, seed: 5 }, { outDir: join(root, 'model') });
   model = await loadModel(join(root, 'model'));
   cold = await serve(model, { cacheBytes: 0 });

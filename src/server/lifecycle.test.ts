@@ -46,7 +46,12 @@ describe('client disconnect', () => {
     const s = await serve(model, { maxTokens: 1_000_000 });
     try {
       const c = new AbortController();
-      const req = fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(LONG), signal: c.signal }).catch(() => undefined);
+      const req = fetch(`${s.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(LONG),
+        signal: c.signal,
+      }).catch(() => undefined);
       await eventually(async () => (await metric(s.url, 'mamba2_decoding_sequences')) === 1);
       c.abort();
       await req;
@@ -73,7 +78,11 @@ describe('graceful shutdown', () => {
 
   it('streams still running after the grace period are cancelled with an error event and [DONE]', async () => {
     const s = await serve(model, { maxTokens: 1_000_000 });
-    const res = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...LONG, stream: true }) });
+    const res = await fetch(`${s.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...LONG, stream: true }),
+    });
     expect(res.status).toBe(200);
     const body = res.text();
     await eventually(async () => (s.stats()?.decoding ?? 0) === 1);
@@ -87,7 +96,9 @@ describe('graceful shutdown', () => {
 describe('mamba2-onnx serve', () => {
   it('serves, then exits 0 on SIGTERM', async () => {
     const bin = join(dirname(fileURLToPath(import.meta.url)), '../../bin/mamba2-onnx.js');
-    const child = spawn(process.execPath, [bin, 'serve', models.plain, '--port', '0', '--model-name', 'cli'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'serve', models.plain, '--port', '0', '--model-name', 'cli'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr.on('data', (d) => (err += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -65,7 +65,12 @@ export function prometheusText(s: EngineStats, extra: { ready: boolean; draining
   const one = (name: string, type: 'gauge' | 'counter', help: string, v: number): void => metric(name, type, help, [['', v]]);
   metric('info', 'gauge', 'served model', [[`{model="${extra.model.replace(/["\\\n]/g, '_')}"}`, 1]]);
   one('ready', 'gauge', '1 when the model is loaded and requests are accepted', extra.ready && !extra.draining ? 1 : 0);
-  metric('requests_total', 'counter', 'finished requests by outcome', (Object.keys(s.requests) as Outcome[]).map((o) => [`{outcome="${o}"}`, s.requests[o]]));
+  metric(
+    'requests_total',
+    'counter',
+    'finished requests by outcome',
+    (Object.keys(s.requests) as Outcome[]).map((o) => [`{outcome="${o}"}`, s.requests[o]]),
+  );
   one('active_slots', 'gauge', 'sequences holding a slot (prefilling or decoding)', s.activeSlots);
   one('max_slots', 'gauge', 'slots (largest decode batch)', s.maxSlots);
   one('queue_length', 'gauge', 'requests waiting for a slot', s.queueLength);

@@ -70,7 +70,9 @@ describe('openai client, token-id model', () => {
   });
 
   it('a text prompt without a tokenizer is a 400 naming prompt', async () => {
-    const err = await client(ids).completions.create({ model: 'tiny-ids', prompt: 'hello' }).catch((e: unknown) => e);
+    const err = await client(ids)
+      .completions.create({ model: 'tiny-ids', prompt: 'hello' })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('prompt');
   });

@@ -57,7 +57,19 @@ export const DEFAULT_SERVE_OPTIONS: Readonly<ServeOptions> = Object.freeze({
   log: () => {},
 });
 
-type IntKey = 'port' | 'maxBatch' | 'maxQueue' | 'maxPromptTokens' | 'maxTokens' | 'defaultMaxTokens' | 'prefillWindow' | 'stepPrefillMax' | 'cacheBytes' | 'bodyLimit' | 'requestTimeoutMs' | 'shutdownGraceMs';
+type IntKey =
+  | 'port'
+  | 'maxBatch'
+  | 'maxQueue'
+  | 'maxPromptTokens'
+  | 'maxTokens'
+  | 'defaultMaxTokens'
+  | 'prefillWindow'
+  | 'stepPrefillMax'
+  | 'cacheBytes'
+  | 'bodyLimit'
+  | 'requestTimeoutMs'
+  | 'shutdownGraceMs';
 
 const INT_RANGES: Record<IntKey, [number, number]> = {
   port: [0, 65535],
@@ -86,7 +98,8 @@ export function resolveServeOptions(opts: Partial<ServeOptions> = {}): ServeOpti
   if (o.defaultMaxTokens > o.maxTokens) {
     throw new RangeError(`serve option defaultMaxTokens: expected ≤ maxTokens (${o.maxTokens}), got ${o.defaultMaxTokens}`);
   }
-  if (typeof o.host !== 'string' || o.host === '') throw new RangeError(`serve option host: expected an interface address, got ${JSON.stringify(o.host)}`);
+  if (typeof o.host !== 'string' || o.host === '')
+    throw new RangeError(`serve option host: expected an interface address, got ${JSON.stringify(o.host)}`);
   if (typeof o.modelName !== 'string' || !/^[\w.:/@+-]{1,128}$/.test(o.modelName)) {
     throw new RangeError(`serve option modelName: expected 1–128 characters of [A-Za-z0-9_.:/@+-], got ${JSON.stringify(o.modelName)}`);
   }

@@ -24,7 +24,7 @@ describe('PrefixCache', () => {
     for (let i = 0; i < 200; i++) {
       const e = c.lookup([i, i + 1, i + 2, 7]);
       expect(e?.ids).toEqual([i, i + 1, i + 2]);
-      expect(e?.rows[0]![0]).toBe(i);
+      expect(e!.rows[0]![0]).toBe(i);
     }
     expect(c.lookup([0, 2, 2])).toBeUndefined();
   });

@@ -64,7 +64,8 @@ export class PrefixCache {
   private readonly counters = { hits: 0, misses: 0, hitTokens: 0, inserts: 0, evictions: 0 };
 
   constructor(readonly maxBytes: number) {
-    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new RangeError(`PrefixCache: maxBytes expected an integer ≥ 0, got ${maxBytes}`);
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0)
+      throw new RangeError(`PrefixCache: maxBytes expected an integer ≥ 0, got ${maxBytes}`);
   }
 
   get enabled(): boolean {

@@ -45,7 +45,14 @@ export async function startServer(source: ModelSource, options: Partial<ServeOpt
     try {
       model = typeof source === 'function' ? await source() : source;
       if (ctx.draining) return;
-      ctx.engine = new Engine(model, { maxBatch: opts.maxBatch, maxQueue: opts.maxQueue, prefillWindow: opts.prefillWindow, stepPrefillMax: opts.stepPrefillMax, cacheBytes: opts.cacheBytes, log: opts.log });
+      ctx.engine = new Engine(model, {
+        maxBatch: opts.maxBatch,
+        maxQueue: opts.maxQueue,
+        prefillWindow: opts.prefillWindow,
+        stepPrefillMax: opts.stepPrefillMax,
+        cacheBytes: opts.cacheBytes,
+        log: opts.log,
+      });
       opts.log('info', `model '${opts.modelName}' ready on ${model.ep} (${url})`);
     } catch (e) {
       ctx.loadError = e instanceof Error ? e : new Error(String(e));

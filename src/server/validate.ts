@@ -41,8 +41,25 @@ export interface ValidationContext {
 }
 
 const KNOWN = new Set([
-  'model', 'prompt', 'max_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop', 'stream', 'stream_options',
-  'n', 'best_of', 'echo', 'logprobs', 'suffix', 'logit_bias', 'presence_penalty', 'frequency_penalty', 'user',
+  'model',
+  'prompt',
+  'max_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'seed',
+  'stop',
+  'stream',
+  'stream_options',
+  'n',
+  'best_of',
+  'echo',
+  'logprobs',
+  'suffix',
+  'logit_bias',
+  'presence_penalty',
+  'frequency_penalty',
+  'user',
   'repetition_penalty',
 ]);
 
@@ -66,7 +83,11 @@ export function parseJsonBody(text: string): unknown {
   if (!text.includes('__proto__') && !text.includes('constructor') && !text.includes('\\u')) return value;
   // Iterative, with parent links (the path is spelled out only for an error): a deeply nested
   // body neither overflows the stack nor builds a path string per node.
-  interface Node { v: unknown; key: string | number; parent: Node | undefined }
+  interface Node {
+    v: unknown;
+    key: string | number;
+    parent: Node | undefined;
+  }
   const pathOf = (n: Node | undefined, last?: string): string => {
     const parts: (string | number)[] = last === undefined ? [] : [last];
     for (let p = n; p?.parent !== undefined; p = p.parent) parts.push(p.key);
@@ -85,11 +106,19 @@ export function parseJsonBody(text: string): unknown {
     }
     const where = (): string => (n.parent === undefined ? '' : `in ${clipInput(pathOf(n))} `);
     if (Object.hasOwn(v, '__proto__')) {
-      throw invalid(clipInput(pathOf(n, '__proto__')), `body: the key "__proto__" ${where()}is not allowed (prototype pollution guard)`, 'forbidden_key');
+      throw invalid(
+        clipInput(pathOf(n, '__proto__')),
+        `body: the key "__proto__" ${where()}is not allowed (prototype pollution guard)`,
+        'forbidden_key',
+      );
     }
     const ctor = (v as Record<string, unknown>)['constructor'];
     if (Object.hasOwn(v, 'constructor') && typeof ctor === 'object' && ctor !== null && Object.hasOwn(ctor, 'prototype')) {
-      throw invalid(clipInput(pathOf(n, 'constructor.prototype')), `body: the key "constructor" ${where()}holding a "prototype" key is not allowed (prototype pollution guard)`, 'forbidden_key');
+      throw invalid(
+        clipInput(pathOf(n, 'constructor.prototype')),
+        `body: the key "constructor" ${where()}holding a "prototype" key is not allowed (prototype pollution guard)`,
+        'forbidden_key',
+      );
     }
     for (const k in v) if (Object.hasOwn(v, k)) visit((v as Record<string, unknown>)[k], k, n);
   }
@@ -136,7 +165,10 @@ function prompt(v: unknown, ctx: ValidationContext): { text: string | undefined;
   let p = v;
   if (Array.isArray(p) && p.length === 1 && (typeof p[0] === 'string' || Array.isArray(p[0]))) p = p[0];
   else if (Array.isArray(p) && p.length > 1 && p.every((x) => typeof x === 'string' || Array.isArray(x))) {
-    throw invalid('prompt', `prompt: expected one prompt per request, got ${p.length} (send them as separate requests: they are batched anyway)`);
+    throw invalid(
+      'prompt',
+      `prompt: expected one prompt per request, got ${p.length} (send them as separate requests: they are batched anyway)`,
+    );
   }
   let ids: number[];
   let text: string | undefined;
@@ -171,7 +203,8 @@ function stopStrings(v: unknown, hasTokenizer: boolean): string[] {
       throw invalid('stop', `stop[${i}]: expected a non-empty string of at most ${MAX_STOP_LENGTH} characters, got ${kind(s)}`);
     }
   });
-  if (list.length > 0 && !hasTokenizer) throw invalid('stop', 'stop: this model has no tokenizer, so there is no text to match stop strings in');
+  if (list.length > 0 && !hasTokenizer)
+    throw invalid('stop', 'stop: this model has no tokenizer, so there is no text to match stop strings in');
   return list as string[];
 }
 
@@ -182,24 +215,38 @@ export function parseCompletionRequest(body: unknown, ctx: ValidationContext): C
   }
   const o = body as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!KNOWN.has(k)) throw invalid(clipInput(k), `${clipInput(k)}: unknown field, expected some of ${[...KNOWN].join(', ')}`, 'unknown_field');
+    if (!KNOWN.has(k))
+      throw invalid(clipInput(k), `${clipInput(k)}: unknown field, expected some of ${[...KNOWN].join(', ')}`, 'unknown_field');
   }
   if (o.model !== undefined && o.model !== null) {
     if (typeof o.model !== 'string') throw invalid('model', `model: expected a string, got ${kind(o.model)}`);
     if (o.model !== ctx.modelName) {
-      throw new ApiError(404, `model: the model '${clipInput(o.model)}' does not exist, this server serves '${ctx.modelName}'`, 'not_found_error', 'model', 'model_not_found');
+      throw new ApiError(
+        404,
+        `model: the model '${clipInput(o.model)}' does not exist, this server serves '${ctx.modelName}'`,
+        'not_found_error',
+        'model',
+        'model_not_found',
+      );
     }
   }
   const { text, ids } = prompt(o.prompt, ctx);
   const int = (v: number): boolean => Number.isSafeInteger(v);
-  const maxTokens = number(o, 'max_tokens', ctx.defaultMaxTokens, (v) => int(v) && v >= 1 && v <= ctx.maxTokens, `an integer in [1, ${ctx.maxTokens}]`);
+  const maxTokens = number(
+    o,
+    'max_tokens',
+    ctx.defaultMaxTokens,
+    (v) => int(v) && v >= 1 && v <= ctx.maxTokens,
+    `an integer in [1, ${ctx.maxTokens}]`,
+  );
   const temperature = number(o, 'temperature', 1, (v) => v >= 0 && v <= 2, 'a number in [0, 2] (0 = greedy)');
   const topP = number(o, 'top_p', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
   const topK = number(o, 'top_k', 0, (v) => int(v) && v >= -1, 'an integer ≥ 0 (0 or -1 = off)');
   const repetitionPenalty = number(o, 'repetition_penalty', 1, (v) => v > 0 && v <= 10, 'a number in (0, 10] (1 = off)');
   let seed: number | undefined;
   if (o.seed !== undefined && o.seed !== null) seed = number(o, 'seed', 0, int, 'an integer');
-  if (o.stream !== undefined && o.stream !== null && typeof o.stream !== 'boolean') throw invalid('stream', `stream: expected a boolean, got ${kind(o.stream)}`);
+  if (o.stream !== undefined && o.stream !== null && typeof o.stream !== 'boolean')
+    throw invalid('stream', `stream: expected a boolean, got ${kind(o.stream)}`);
   const stream = o.stream === true;
   let includeUsage = false;
   if (o.stream_options !== undefined && o.stream_options !== null) {
@@ -207,10 +254,12 @@ export function parseCompletionRequest(body: unknown, ctx: ValidationContext): C
     if (!stream) throw invalid('stream_options', 'stream_options: only allowed when stream is true');
     if (typeof so !== 'object' || Array.isArray(so)) throw invalid('stream_options', `stream_options: expected an object, got ${kind(so)}`);
     for (const k of Object.keys(so)) {
-      if (k !== 'include_usage') throw invalid(`stream_options.${clipInput(k)}`, `stream_options.${clipInput(k)}: unknown field, expected include_usage`);
+      if (k !== 'include_usage')
+        throw invalid(`stream_options.${clipInput(k)}`, `stream_options.${clipInput(k)}: unknown field, expected include_usage`);
     }
     const iu = (so as { include_usage?: unknown }).include_usage;
-    if (iu !== undefined && iu !== null && typeof iu !== 'boolean') throw invalid('stream_options.include_usage', `stream_options.include_usage: expected a boolean, got ${kind(iu)}`);
+    if (iu !== undefined && iu !== null && typeof iu !== 'boolean')
+      throw invalid('stream_options.include_usage', `stream_options.include_usage: expected a boolean, got ${kind(iu)}`);
     includeUsage = iu === true;
   }
   neutral(o, 'n', (v) => v === 1, 'one choice per request; expected 1');
@@ -218,10 +267,16 @@ export function parseCompletionRequest(body: unknown, ctx: ValidationContext): C
   neutral(o, 'echo', (v) => v === false, 'expected false');
   neutral(o, 'logprobs', (v) => v === 0 || v === false, 'expected null');
   neutral(o, 'suffix', (v) => v === '', 'expected null');
-  neutral(o, 'logit_bias', (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0, 'expected null or {}');
+  neutral(
+    o,
+    'logit_bias',
+    (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0,
+    'expected null or {}',
+  );
   neutral(o, 'presence_penalty', (v) => v === 0, 'expected 0; repetition_penalty is available');
   neutral(o, 'frequency_penalty', (v) => v === 0, 'expected 0; repetition_penalty is available');
-  if (o.user !== undefined && o.user !== null && typeof o.user !== 'string') throw invalid('user', `user: expected a string, got ${kind(o.user)}`);
+  if (o.user !== undefined && o.user !== null && typeof o.user !== 'string')
+    throw invalid('user', `user: expected a string, got ${kind(o.user)}`);
   return {
     promptText: text,
     promptIds: ids,

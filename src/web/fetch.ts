@@ -58,7 +58,8 @@ async function readBody(res: Response, url: string, onProgress?: (loaded: number
     const { done, value } = await reader.read();
     if (done) break;
     if (out && loaded + value.byteLength <= out.byteLength) out.set(value, loaded);
-    else if (out) throw new Error(`${url}: the server sent more bytes than its Content-Length (${total}); got at least ${loaded + value.byteLength}`);
+    else if (out)
+      throw new Error(`${url}: the server sent more bytes than its Content-Length (${total}); got at least ${loaded + value.byteLength}`);
     else chunks.push(value);
     loaded += value.byteLength;
     onProgress?.(loaded, total);
@@ -89,14 +90,20 @@ export async function fetchBytes(url: string, opts: FetchOptions & { missingOk?:
     res = await fetch(url, { signal: opts.signal ?? null });
   } catch (e) {
     if (opts.signal?.aborted) throw opts.signal.reason;
-    throw new Error(`${url}: the download failed (${e instanceof Error ? e.message : String(e)}); a server on another origin must allow CORS`, { cause: e });
+    throw new Error(
+      `${url}: the download failed (${e instanceof Error ? e.message : String(e)}); a server on another origin must allow CORS`,
+      { cause: e },
+    );
   }
   if (res.status === 404 && opts.missingOk) return undefined;
   if (!res.ok) throw new Error(`${url}: expected HTTP 200, got ${res.status} ${res.statusText}`.trim());
   const bytes = await readBody(res, url, opts.onProgress);
   if (cache) {
     try {
-      const headers = { 'content-type': res.headers.get('content-type') ?? 'application/octet-stream', 'content-length': String(bytes.byteLength) };
+      const headers = {
+        'content-type': res.headers.get('content-type') ?? 'application/octet-stream',
+        'content-length': String(bytes.byteLength),
+      };
       await cache.put(url, new Response(bytes as Uint8Array<ArrayBuffer>, { headers }));
     } catch (e) {
       opts.onWarning?.(`${url}: not cached (${e instanceof Error ? e.message : String(e)}); it will be downloaded again next time`);

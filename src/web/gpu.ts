@@ -50,7 +50,11 @@ async function probe(): Promise<GpuInfo> {
     return { available: false, shaderF16: false, reason: `requestAdapter() failed: ${e instanceof Error ? e.message : String(e)}` };
   }
   if (!adapter) {
-    return { available: false, shaderF16: false, reason: 'no WebGPU adapter: the GPU is blocklisted, disabled, or absent (requestAdapter() returned null)' };
+    return {
+      available: false,
+      shaderF16: false,
+      reason: 'no WebGPU adapter: the GPU is blocklisted, disabled, or absent (requestAdapter() returned null)',
+    };
   }
   const i = adapter.info;
   const name = i ? [i.vendor, i.architecture, i.description].filter((s) => s && s !== '').join(' ') : '';

@@ -14,7 +14,16 @@ export { loadModel, type EpChoice, type LoadProgress, type LoadedFile, type WebL
 export { detectWebGpu, type GpuInfo } from './gpu.js';
 export { CACHE_NAME, clearModelCache, fetchBytes, isCached, type FetchOptions, type Fetched } from './fetch.js';
 export { chooseVariant, directoryUrl, dtypePreference, openVariants, type ModelSource, type Variant } from './package.js';
-export { WebBackend, WebEpUnavailableError, configureWebRuntime, summarizeWebError, type ExternalDataFile, type WebBackendOptions, type WebEpName, type WebRuntimeOptions } from '../runtime/web.js';
+export {
+  WebBackend,
+  WebEpUnavailableError,
+  configureWebRuntime,
+  summarizeWebError,
+  type ExternalDataFile,
+  type WebBackendOptions,
+  type WebEpName,
+  type WebRuntimeOptions,
+} from '../runtime/web.js';
 export { Mamba2Model, type CreateOptions } from '../runtime/model.js';
 export { Logits, type ForwardIds, type ForwardResult } from '../runtime/forward-model.js';
 export type { GenerateResult } from '../runtime/generate.js';

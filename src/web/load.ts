@@ -76,9 +76,14 @@ const mib = (n: number): string => `${(n / 2 ** 20).toFixed(n < 10 * 2 ** 20 ? 2
 /** Load a model package and create its session. */
 export async function loadModel(source: ModelSource, opts: WebLoadOptions = {}): Promise<WebModel> {
   const epChoice = opts.ep ?? 'auto';
-  if (!['auto', 'webgpu', 'wasm'].includes(epChoice)) throw new RangeError(`opts.ep: expected 'auto', 'webgpu' or 'wasm', got ${describe(epChoice)}`);
+  if (!['auto', 'webgpu', 'wasm'].includes(epChoice))
+    throw new RangeError(`opts.ep: expected 'auto', 'webgpu' or 'wasm', got ${describe(epChoice)}`);
   const progress = opts.onProgress ?? (() => {});
-  const fetchOpts = { cache: opts.cache ?? CACHE_NAME, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) };
+  const fetchOpts = {
+    cache: opts.cache ?? CACHE_NAME,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+  };
 
   progress({ stage: 'probe', loaded: 0, total: 0, message: 'checking WebGPU…' });
   const gpu = await detectWebGpu();
@@ -108,7 +113,14 @@ export async function loadModel(source: ModelSource, opts: WebLoadOptions = {}):
         ep: ep === 'wasm' ? 'cpu' : 'webgpu',
         ...(opts.deviceState !== undefined ? { deviceState: opts.deviceState } : {}),
       });
-      progress({ stage: 'ready', loaded: files.bytes, total: files.bytes, ep, fromCache: files.list.every((f) => f.fromCache), message: `ready on ${ep}` });
+      progress({
+        stage: 'ready',
+        loaded: files.bytes,
+        total: files.bytes,
+        ep,
+        fromCache: files.list.every((f) => f.fromCache),
+        message: `ready on ${ep}`,
+      });
       return {
         model,
         ep,
@@ -141,7 +153,13 @@ interface VariantFiles {
 type FetchOpts = { cache: string | false; signal?: AbortSignal; onWarning?: (m: string) => void };
 
 /** Fetch (or read) the files a session needs, all at once, with combined progress. */
-async function readVariant(variant: Variant, all: readonly Variant[], ep: WebEpName, fetchOpts: FetchOpts, progress: (p: LoadProgress) => void): Promise<VariantFiles> {
+async function readVariant(
+  variant: Variant,
+  all: readonly Variant[],
+  ep: WebEpName,
+  fetchOpts: FetchOpts,
+  progress: (p: LoadProgress) => void,
+): Promise<VariantFiles> {
   const m = variant.meta.files;
   const jobs: { name: string; bytes: boolean }[] = [{ name: m.model, bytes: true }];
   if (m.data) jobs.push({ name: m.data, bytes: false });
@@ -174,7 +192,10 @@ async function readVariant(variant: Variant, all: readonly Variant[], ep: WebEpN
     const d = byName.get(m.data)!;
     externalData.push({ path: m.data, data: d.bytes ?? d.blob! });
   }
-  const list = [...jobs.map((j) => ({ name: j.name, bytes: byName.get(j.name)!.size, fromCache: byName.get(j.name)!.fromCache })), ...tok.files];
+  const list = [
+    ...jobs.map((j) => ({ name: j.name, bytes: byName.get(j.name)!.size, fromCache: byName.get(j.name)!.fromCache })),
+    ...tok.files,
+  ];
   return { model: byName.get(m.model)!.bytes!, externalData, tokenizer: tok.tokenizer, list, bytes: list.reduce((a, f) => a + f.bytes, 0) };
 }
 
@@ -182,7 +203,11 @@ async function readVariant(variant: Variant, all: readonly Variant[], ep: WebEpN
  * The tokenizer: from the chosen variant, else from another variant of the same model. Like the
  * Node loader, a tokenizer.json that mamba2-onnx.json does not list is still found (probed).
  */
-async function readTokenizer(variant: Variant, all: readonly Variant[], fetchOpts: FetchOpts): Promise<{ tokenizer: TextTokenizer | undefined; files: LoadedFile[] }> {
+async function readTokenizer(
+  variant: Variant,
+  all: readonly Variant[],
+  fetchOpts: FetchOpts,
+): Promise<{ tokenizer: TextTokenizer | undefined; files: LoadedFile[] }> {
   const order = [variant, ...all.filter((v) => v !== variant)];
   const listed = order.find((v) => v.has(TOKENIZER_FILE));
   for (const v of listed ? [listed] : order) {
@@ -197,7 +222,11 @@ async function readTokenizer(variant: Variant, all: readonly Variant[], fetchOpt
         throw new Error(`${fileLabel(v, name)}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
       }
     };
-    const tokenizer = TextTokenizer.fromJSON(json(tj, TOKENIZER_FILE), tc ? json(tc, TOKENIZER_CONFIG_FILE) : {}, fileLabel(v, TOKENIZER_FILE));
+    const tokenizer = TextTokenizer.fromJSON(
+      json(tj, TOKENIZER_FILE),
+      tc ? json(tc, TOKENIZER_CONFIG_FILE) : {},
+      fileLabel(v, TOKENIZER_FILE),
+    );
     const files = [{ name: TOKENIZER_FILE, bytes: tj.size, fromCache: tj.fromCache }];
     if (tc) files.push({ name: TOKENIZER_CONFIG_FILE, bytes: tc.size, fromCache: tc.fromCache });
     return { tokenizer, files };

@@ -35,11 +35,17 @@ describe('chooseVariant', () => {
 
   it('an explicit dtype must be in the package', () => {
     expect(chooseVariant(both, 'webgpu', false, 'fp16').variant.meta.weightDType).toBe('fp16');
-    expect(() => chooseVariant(both, 'wasm', false, 'int8')).toThrow("dtype: expected one of the package's weight types (fp32, fp16), got 'int8'");
+    expect(() => chooseVariant(both, 'wasm', false, 'int8')).toThrow(
+      "dtype: expected one of the package's weight types (fp32, fp16), got 'int8'",
+    );
   });
 
   it('every weight type has a place in every preference order', () => {
-    for (const [ep, f16] of [['webgpu', true], ['webgpu', false], ['wasm', false]] as const) {
+    for (const [ep, f16] of [
+      ['webgpu', true],
+      ['webgpu', false],
+      ['wasm', false],
+    ] as const) {
       expect([...dtypePreference(ep, f16)].sort()).toEqual(['fp16', 'fp32', 'int4', 'int8']);
     }
   });
@@ -53,6 +59,8 @@ describe('directoryUrl', () => {
   });
 
   it('a relative URL outside a page is a clear error', () => {
-    expect(() => directoryUrl('/models/tiny/')).toThrow('model URL: expected an absolute URL or one relative to the page, got "/models/tiny/"');
+    expect(() => directoryUrl('/models/tiny/')).toThrow(
+      'model URL: expected an absolute URL or one relative to the page, got "/models/tiny/"',
+    );
   });
 });

@@ -122,7 +122,9 @@ export async function openVariants(source: ModelSource, opts: FetchOptions = {})
     dirs.map(async (dir) => {
       const metaUrl = new URL(META_FILE, dir).href;
       const { bytes } = await fetchBytes(metaUrl, opts).catch((e: unknown) => {
-        throw new Error(`${dir} is not a model directory: ${e instanceof Error ? e.message : String(e)} (expected the output of \`mamba2-onnx export\`)`);
+        throw new Error(
+          `${dir} is not a model directory: ${e instanceof Error ? e.message : String(e)} (expected the output of \`mamba2-onnx export\`)`,
+        );
       });
       return new UrlVariant(dir, parseModelMeta(decoder.decode(bytes), metaUrl));
     }),
@@ -138,7 +140,10 @@ async function fileVariants(files: File[]): Promise<Variant[]> {
     const rel = (f as File & { webkitRelativePath?: string }).webkitRelativePath ?? '';
     const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
     let g = groups.get(dir);
-    if (!g) groups.set(dir, (g = new Map()));
+    if (!g) {
+      g = new Map();
+      groups.set(dir, g);
+    }
     g.set(f.name, f);
   }
   const variants: Variant[] = [];
@@ -161,8 +166,13 @@ async function fileVariants(files: File[]): Promise<Variant[]> {
     variants.push(new FileVariant(label, meta, g));
   }
   if (variants.length === 0) {
-    const names = files.map((f) => f.name).slice(0, 8).join(', ');
-    throw new Error(`picked files: expected a model directory (${META_FILE}, model.onnx, model.onnx.data, tokenizer.json), got ${names}${files.length > 8 ? ', …' : ''}`);
+    const names = files
+      .map((f) => f.name)
+      .slice(0, 8)
+      .join(', ');
+    throw new Error(
+      `picked files: expected a model directory (${META_FILE}, model.onnx, model.onnx.data, tokenizer.json), got ${names}${files.length > 8 ? ', …' : ''}`,
+    );
   }
   checkSameModel(variants);
   return variants;
@@ -177,7 +187,9 @@ function checkSameModel(variants: readonly Variant[]): void {
   const first = variants[0]!;
   for (const v of variants.slice(1)) {
     if (key(v.meta) !== key(first.meta)) {
-      throw new Error(`model variants differ: ${first.label} is ${key(first.meta)}, ${v.label} is ${key(v.meta)} (expected exports of one model)`);
+      throw new Error(
+        `model variants differ: ${first.label} is ${key(first.meta)}, ${v.label} is ${key(v.meta)} (expected exports of one model)`,
+      );
     }
   }
 }
@@ -192,7 +204,12 @@ export function dtypePreference(ep: 'webgpu' | 'wasm', shaderF16: boolean): Weig
  * The variant to run on `ep`: `dtype` when given (it must exist), else the first available in
  * dtypePreference order. Also says why, for the page.
  */
-export function chooseVariant(variants: readonly Variant[], ep: 'webgpu' | 'wasm', shaderF16: boolean, dtype: WeightDType | 'auto' = 'auto'): { variant: Variant; why: string } {
+export function chooseVariant(
+  variants: readonly Variant[],
+  ep: 'webgpu' | 'wasm',
+  shaderF16: boolean,
+  dtype: WeightDType | 'auto' = 'auto',
+): { variant: Variant; why: string } {
   const have = variants.map((v) => v.meta.weightDType);
   if (dtype !== 'auto') {
     const v = variants.find((x) => x.meta.weightDType === dtype);

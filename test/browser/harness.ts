@@ -13,7 +13,16 @@ export const hasChromium = existsSync(CHROMIUM);
 
 /** Flags from shared/notes/environment.md; WebGPU (SwiftShader) only with `webgpu`. */
 export function chromiumArgs(webgpu: boolean): string[] {
-  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  const args = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ];
   return webgpu ? [...args, '--enable-unsafe-webgpu'] : args;
 }
 
@@ -88,10 +97,14 @@ export function collectErrors(page: Page): string[] {
 
 /** Wait until body[data-state] is one of `states`; on 'error' throw with the page's status line. */
 export async function waitState(page: Page, states: readonly string[], timeout = 60_000): Promise<string> {
-  const handle = await page.waitForFunction((s) => {
-    const st = document.body.dataset.state ?? '';
-    return s.includes(st) || st === 'error' ? st : false;
-  }, states, { timeout, polling: 100 });
+  const handle = await page.waitForFunction(
+    (s) => {
+      const st = document.body.dataset.state ?? '';
+      return s.includes(st) || st === 'error' ? st : false;
+    },
+    states,
+    { timeout, polling: 100 },
+  );
   const st = (await handle.jsonValue()) as string;
   if (st === 'error' && !states.includes('error')) throw new Error(`page error: ${await page.locator('#status').textContent()}`);
   return st;

@@ -78,7 +78,7 @@ describe.runIf(hasChromium)('browser: the page in headless Chromium', () => {
       await server?.close();
     });
 
-    it('webgpu: picks the fp32 variant (no shader-f16) and its greedy tokens equal the Node runtime\'s', async () => {
+    it("webgpu: picks the fp32 variant (no shader-f16) and its greedy tokens equal the Node runtime's", async () => {
       expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
       // every status line the page shows while loading (download progress included)
       await page.evaluate(() => {
@@ -89,9 +89,14 @@ describe.runIf(hasChromium)('browser: the page in headless Chromium', () => {
       });
       await loadUrl(page, '/models/tiny/ /models/tiny-fp16/', 'auto');
       const lines = await page.evaluate(() => (window as unknown as { statusLines: string[] }).statusLines);
-      expect(lines.some((l) => /^loading http:.*\/models\/tiny\/: [\d.]+ MiB of [\d.]+ MiB$/.test(l)), lines.join('\n')).toBe(true);
+      expect(
+        lines.some((l) => /^loading http:.*\/models\/tiny\/: [\d.]+ MiB of [\d.]+ MiB$/.test(l)),
+        lines.join('\n'),
+      ).toBe(true);
       expect(await page.locator('#gpu-banner').isHidden()).toBe(true);
-      expect(await page.locator('#info-dtype').textContent()).toBe('fp32 weights (the adapter has no shader-f16; the package has fp32, fp16)');
+      expect(await page.locator('#info-dtype').textContent()).toBe(
+        'fp32 weights (the adapter has no shader-f16; the package has fp32, fp16)',
+      );
       expect(await page.locator('#ep-note').textContent()).toBe('recurrent state kept on the GPU between tokens');
       const r = await generate(page);
       console.log(`[browser] EP webgpu: ${r.stats}; ids ${r.ids.join(',')}`);
@@ -152,7 +157,9 @@ describe.runIf(hasChromium)('browser: the page in headless Chromium', () => {
       await waitState(page, ['error']);
       const status = (await page.locator('#status').textContent()) ?? '';
       console.log(`[browser] EP webgpu asked for without WebGPU: ${status}`);
-      expect(status).toMatch(/^Could not load the model: execution provider 'webgpu' is unavailable in this browser: no WebGPU adapter.*load with ep 'auto' to fall back to wasm/);
+      expect(status).toMatch(
+        /^Could not load the model: execution provider 'webgpu' is unavailable in this browser: no WebGPU adapter.*load with ep 'auto' to fall back to wasm/,
+      );
     });
   });
 });

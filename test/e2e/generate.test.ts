@@ -19,7 +19,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURES = join(here, '../../../shared/fixtures');
 const hasFixtures = existsSync(join(FIXTURES, 'README.md'));
 
-
 const root = mkdtempSync(join(tmpdir(), 'm2-e2e-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -120,9 +119,13 @@ describe.each(setup.eps)('tiny preset, random weights, on %s', (ep) => {
       const one = await m.forward([row]);
       for (const t of [0, 5]) expect(maxDiff(both.logits.at(b, t), one.logits.at(0, t))).toBeLessThanOrEqual(tol);
     }
-    const prompts = [[1, 2, 3], [9, 8, 7, 6, 5]];
+    const prompts = [
+      [1, 2, 3],
+      [9, 8, 7, 6, 5],
+    ];
     const batch = await m.generateBatch(prompts, { maxNewTokens: 8, minNewTokens: 8 });
-    for (const [i, p] of prompts.entries()) expect(batch[i]!.outputIds).toEqual((await m.generate(p, { maxNewTokens: 8, minNewTokens: 8 })).outputIds);
+    for (const [i, p] of prompts.entries())
+      expect(batch[i]!.outputIds).toEqual((await m.generate(p, { maxNewTokens: 8, minNewTokens: 8 })).outputIds);
   });
 
   it('state saved to bytes continues like the original', async () => {

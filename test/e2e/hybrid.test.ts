@@ -16,15 +16,23 @@ const root = mkdtempSync(join(tmpdir(), 'm2-hybrid-rt-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const preset = join(root, 'hybrid.json');
-writeFileSync(preset, JSON.stringify({
-  source: 'none (random weights)',
-  format: 'mamba_ssm',
-  config: {
-    d_model: 32, n_layer: 3, d_intermediate: 64, vocab_size: 64, pad_vocab_size_multiple: 16,
-    ssm_cfg: { layer: 'Mamba2', d_state: 8, headdim: 16, chunk_size: 8 },
-    attn_layer_idx: [1], attn_cfg: { causal: true, num_heads: 4, num_heads_kv: 2, rotary_emb_dim: 4, d_conv: 4 },
-  },
-}));
+writeFileSync(
+  preset,
+  JSON.stringify({
+    source: 'none (random weights)',
+    format: 'mamba_ssm',
+    config: {
+      d_model: 32,
+      n_layer: 3,
+      d_intermediate: 64,
+      vocab_size: 64,
+      pad_vocab_size_multiple: 16,
+      ssm_cfg: { layer: 'Mamba2', d_state: 8, headdim: 16, chunk_size: 8 },
+      attn_layer_idx: [1],
+      attn_cfg: { causal: true, num_heads: 4, num_heads_kv: 2, rotary_emb_dim: 4, d_conv: 4 },
+    },
+  }),
+);
 const dir = join(root, 'model');
 await exportModel({ preset, randomWeights: true, seed: 11 }, { outDir: dir });
 
@@ -76,7 +84,8 @@ describe('runtime on a hybrid (CPU)', () => {
   it('generateBatch with prompts of unequal length equals each prompt alone', async () => {
     const prompts = [prompt(9, 4), prompt(4, 5), prompt(9, 6)];
     const batch = await m.generateBatch(prompts, { maxNewTokens: 6 });
-    for (const [i, p] of prompts.entries()) expect(batch[i]!.outputIds, `row ${i}`).toEqual((await m.generate(p, { maxNewTokens: 6 })).outputIds);
+    for (const [i, p] of prompts.entries())
+      expect(batch[i]!.outputIds, `row ${i}`).toEqual((await m.generate(p, { maxNewTokens: 6 })).outputIds);
   });
 
   it('a saved state (KV caches included) continues exactly like the live one', async () => {

@@ -26,9 +26,25 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const SLOW_MS = 2000;
 
 export type Target = 'safetensors' | 'torch-zip' | 'torch-pickle' | 'pickle' | 'config';
-export interface Crash { target: Target; iteration: number; error: string; input: string }
-export interface TargetStats { runs: number; accepted: number; rejected: number; maxMs: number }
-export interface FuzzResult { iterations: number; crashes: Crash[]; slow: Crash[]; ms: number; targets: Record<Target, TargetStats> }
+export interface Crash {
+  target: Target;
+  iteration: number;
+  error: string;
+  input: string;
+}
+export interface TargetStats {
+  runs: number;
+  accepted: number;
+  rejected: number;
+  maxMs: number;
+}
+export interface FuzzResult {
+  iterations: number;
+  crashes: Crash[];
+  slow: Crash[];
+  ms: number;
+  targets: Record<Target, TargetStats>;
+}
 export interface FuzzOptions {
   iterations: number;
   seed?: number;
@@ -57,25 +73,46 @@ type Rng = ReturnType<typeof prng>;
 // ---- seeds ----------------------------------------------------------------------------------------
 
 /** Valid inputs (mutated most often) and the corpus's broken ones, per reader. */
-interface Pool<T> { valid: T[]; broken: T[] }
-interface SmallTorch { pickle: Uint8Array; storages: Record<string, Uint8Array> }
-interface Seeds { safetensors: Pool<Uint8Array>; torchZip: Pool<Uint8Array>; pickle: Pool<Uint8Array>; torchSmall: SmallTorch[]; config: Pool<string> }
+interface Pool<T> {
+  valid: T[];
+  broken: T[];
+}
+interface SmallTorch {
+  pickle: Uint8Array;
+  storages: Record<string, Uint8Array>;
+}
+interface Seeds {
+  safetensors: Pool<Uint8Array>;
+  torchZip: Pool<Uint8Array>;
+  pickle: Pool<Uint8Array>;
+  torchSmall: SmallTorch[];
+  config: Pool<string>;
+}
 
 /** A seed: a valid one 60% of the time. */
-const pickSeed = <T>(rng: Rng, p: Pool<T>): T => (p.valid.length > 0 && (p.broken.length === 0 || rng.chance(0.6)) ? rng.pick(p.valid) : rng.pick(p.broken));
+const pickSeed = <T>(rng: Rng, p: Pool<T>): T =>
+  p.valid.length > 0 && (p.broken.length === 0 || rng.chance(0.6)) ? rng.pick(p.valid) : rng.pick(p.broken);
 const allOf = <T>(p: Pool<T>): T[] => [...p.valid, ...p.broken];
 
 /** Small torch.save state dicts (views, shared storages, parameters, F16) with their storages. */
 function smallTorchSeeds(): SmallTorch[] {
   const specs: TorchTensorSpec[][] = [
-    [{ key: 'a', storage: '0', numel: 6, size: [2, 3] }, { key: 'b', storage: '0', numel: 6, offset: 1, size: [2, 2], stride: [3, 1] }],
-    [{ key: 'h', storage: '0', storageType: 'HalfStorage', numel: 4, size: [4] }, { key: 't', storage: '1', numel: 3, size: [3, 1], stride: [1, 0] }],
+    [
+      { key: 'a', storage: '0', numel: 6, size: [2, 3] },
+      { key: 'b', storage: '0', numel: 6, offset: 1, size: [2, 2], stride: [3, 1] },
+    ],
+    [
+      { key: 'h', storage: '0', storageType: 'HalfStorage', numel: 4, size: [4] },
+      { key: 't', storage: '1', numel: 3, size: [3, 1], stride: [1, 0] },
+    ],
   ];
   const bytes = (t: TorchTensorSpec): Uint8Array => new Uint8Array(t.numel * (t.storageType === 'HalfStorage' ? 2 : 4)).fill(0x3c);
-  return specs.flatMap((ts) => [{ ordered: true, metadata: true }, { parameter: true }, {}].map((o) => ({
-    pickle: torchStateDictPickle(ts, o),
-    storages: Object.fromEntries(ts.map((t) => [t.storage, bytes(t)])),
-  })));
+  return specs.flatMap((ts) =>
+    [{ ordered: true, metadata: true }, { parameter: true }, {}].map((o) => ({
+      pickle: torchStateDictPickle(ts, o),
+      storages: Object.fromEntries(ts.map((t) => [t.storage, bytes(t)])),
+    })),
+  );
 }
 
 function filesUnder(dir: string): string[] {
@@ -120,8 +157,31 @@ export async function loadSeeds(): Promise<Seeds> {
 
 // ---- mutations ------------------------------------------------------------------------------------
 
-const INTERESTING_BYTES = [0x00, 0x01, 0x7f, 0x80, 0xff, 0x22, 0x2c, 0x2d, 0x30, 0x39, 0x5b, 0x5d, 0x7b, 0x7d, 0x2e, 0x28, 0x52, 0x51, 0x63, 0x93];
-const INTERESTING_NUMBERS = ['0', '-1', '1', '255', '65536', '4294967295', '4294967296', '9007199254740993', '18446744073709551616', '1e400', '-0', '0.5', '1e300', 'NaN', 'Infinity', '-Infinity', 'null', '"1"', '[]', '{}'];
+const INTERESTING_BYTES = [
+  0x00, 0x01, 0x7f, 0x80, 0xff, 0x22, 0x2c, 0x2d, 0x30, 0x39, 0x5b, 0x5d, 0x7b, 0x7d, 0x2e, 0x28, 0x52, 0x51, 0x63, 0x93,
+];
+const INTERESTING_NUMBERS = [
+  '0',
+  '-1',
+  '1',
+  '255',
+  '65536',
+  '4294967295',
+  '4294967296',
+  '9007199254740993',
+  '18446744073709551616',
+  '1e400',
+  '-0',
+  '0.5',
+  '1e300',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  'null',
+  '"1"',
+  '[]',
+  '{}',
+];
 
 /** 1–8 random byte-level edits of `src` (plus a splice with another seed). */
 export function mutateBytes(src: Uint8Array, rng: Rng, others: readonly Uint8Array[]): Uint8Array {
@@ -132,13 +192,36 @@ export function mutateBytes(src: Uint8Array, rng: Rng, others: readonly Uint8Arr
     const at = rng.chance(0.5) ? rng.int(Math.min(b.length, 512)) : rng.int(b.length);
     // weights: flips and byte sets most often, then 8-byte integers, inserts and duplicates, cuts and splices
     switch (rng.pick([0, 0, 0, 1, 1, 6, 6, 3, 4, 2, 5])) {
-      case 0: b[at]! ^= 1 << rng.int(8); break;
-      case 1: b[at] = rng.pick(INTERESTING_BYTES); break;
-      case 2: b = b.slice(0, at); break;
-      case 3: b = concat(b.subarray(0, at), Uint8Array.from({ length: 1 + rng.int(16) }, () => rng.int(256)), b.subarray(at)); break;
-      case 4: { const len = 1 + rng.int(Math.min(64, b.length - at)); b = concat(b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)); break; }
-      case 5: { if (others.length === 0) break; const o = rng.pick(others); const from = rng.int(o.length); b = concat(b.subarray(0, at), o.subarray(from, from + 1 + rng.int(256))); break; }
-      default: { // an interesting 8-byte little-endian integer (length fields, zip sizes)
+      case 0:
+        b[at]! ^= 1 << rng.int(8);
+        break;
+      case 1:
+        b[at] = rng.pick(INTERESTING_BYTES);
+        break;
+      case 2:
+        b = b.slice(0, at);
+        break;
+      case 3:
+        b = concat(
+          b.subarray(0, at),
+          Uint8Array.from({ length: 1 + rng.int(16) }, () => rng.int(256)),
+          b.subarray(at),
+        );
+        break;
+      case 4: {
+        const len = 1 + rng.int(Math.min(64, b.length - at));
+        b = concat(b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len));
+        break;
+      }
+      case 5: {
+        if (others.length === 0) break;
+        const o = rng.pick(others);
+        const from = rng.int(o.length);
+        b = concat(b.subarray(0, at), o.subarray(from, from + 1 + rng.int(256)));
+        break;
+      }
+      default: {
+        // an interesting 8-byte little-endian integer (length fields, zip sizes)
         const v = rng.pick([0n, 1n, 0x7fffffffn, 0xffffffffn, 0x100000000n, 2n ** 53n, 2n ** 63n, 2n ** 64n - 1n, BigInt(b.length)]);
         const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
         if (at + 8 <= b.length) dv.setBigUint64(at, v, true);
@@ -180,7 +263,11 @@ function mutateSafetensorsHeader(src: Uint8Array, rng: Rng): Uint8Array {
 const PICKLE_OPTS = {
   path: 'fuzz.pkl',
   what: 'data.pkl',
-  globals: new Map([['collections.OrderedDict', (): PickleValue => new PyDict()], ['torch.FloatStorage', undefined], ['torch._utils._rebuild_tensor_v2', (): PickleValue => null]]),
+  globals: new Map([
+    ['collections.OrderedDict', (): PickleValue => new PyDict()],
+    ['torch.FloatStorage', undefined],
+    ['torch._utils._rebuild_tensor_v2', (): PickleValue => null],
+  ]),
   persistentLoad: (pid: PickleValue): PickleValue => pid,
 };
 
@@ -204,7 +291,13 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
   const work = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'm2o-fuzz-'));
   const crashDir = opts.crashDir ?? join(tmpdir(), `m2o-fuzz-crashes-${process.pid}`);
   const blank = (): TargetStats => ({ runs: 0, accepted: 0, rejected: 0, maxMs: 0 });
-  const result: FuzzResult = { iterations: 0, crashes: [], slow: [], ms: 0, targets: { safetensors: blank(), 'torch-zip': blank(), 'torch-pickle': blank(), pickle: blank(), config: blank() } };
+  const result: FuzzResult = {
+    iterations: 0,
+    crashes: [],
+    slow: [],
+    ms: 0,
+    targets: { safetensors: blank(), 'torch-zip': blank(), 'torch-pickle': blank(), pickle: blank(), config: blank() },
+  };
   const plan: Target[] = ['pickle', 'pickle', 'pickle', 'safetensors', 'safetensors', 'config', 'config', 'torch-zip', 'torch-pickle'];
   const t0 = performance.now();
   const file = join(work, 'input');
@@ -230,7 +323,11 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
         };
       } else if (target === 'torch-pickle') {
         const src = rng.pick(seeds.torchSmall);
-        input = mutateBytes(src.pickle, rng, seeds.torchSmall.map((t) => t.pickle));
+        input = mutateBytes(
+          src.pickle,
+          rng,
+          seeds.torchSmall.map((t) => t.pickle),
+        );
         run = async () => {
           await writeTorchCheckpoint(file, { tensors: [], storages: src.storages, pickle: input });
           await readAll(await openTorchCheckpoint(file));
@@ -241,7 +338,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       } else {
         typed = ConfigError;
         const src = pickSeed(rng, seeds.config);
-        const text = rng.chance(0.5) ? mutateJsonText(src, rng) : new TextDecoder().decode(mutateBytes(new TextEncoder().encode(src), rng, []));
+        const text = rng.chance(0.5)
+          ? mutateJsonText(src, rng)
+          : new TextDecoder().decode(mutateBytes(new TextEncoder().encode(src), rng, []));
         input = new TextEncoder().encode(text);
         run = () => {
           const raw = parseConfigText(text, 'config.json');
@@ -279,11 +378,16 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
 
 export function formatResult(r: FuzzResult): string {
   const rate = (r.iterations / (r.ms / 1000)).toFixed(0);
-  const lines = [`fuzz: ${r.iterations} iterations, ${r.crashes.length} crashes, ${r.slow.length} slow (> ${SLOW_MS} ms), ${(r.ms / 1000).toFixed(1)} s (${rate}/s)`];
+  const lines = [
+    `fuzz: ${r.iterations} iterations, ${r.crashes.length} crashes, ${r.slow.length} slow (> ${SLOW_MS} ms), ${(r.ms / 1000).toFixed(1)} s (${rate}/s)`,
+  ];
   for (const [t, s] of Object.entries(r.targets)) {
-    lines.push(`  ${t.padEnd(12)} ${String(s.runs).padStart(8)} runs  ${String(s.rejected).padStart(8)} typed errors  ${String(s.accepted).padStart(7)} accepted  max ${s.maxMs.toFixed(1)} ms`);
+    lines.push(
+      `  ${t.padEnd(12)} ${String(s.runs).padStart(8)} runs  ${String(s.rejected).padStart(8)} typed errors  ${String(s.accepted).padStart(7)} accepted  max ${s.maxMs.toFixed(1)} ms`,
+    );
   }
-  for (const c of [...r.crashes, ...r.slow].slice(0, 10)) lines.push(`  ${c.target} #${c.iteration}: ${c.error.split('\n')[0]} (input: ${c.input})`);
+  for (const c of [...r.crashes, ...r.slow].slice(0, 10))
+    lines.push(`  ${c.target} #${c.iteration}: ${c.error.split('\n')[0]} (input: ${c.input})`);
   return lines.join('\n');
 }
 
@@ -294,7 +398,11 @@ if (process.argv[1] && resolve(process.argv[1]) === import.meta.filename) {
     process.stderr.write(`usage: npx tsx test/fuzz/readers.ts [iterations ≥ 1] [seed], got ${process.argv.slice(2).join(' ')}\n`);
     process.exit(2);
   }
-  const r = await runFuzz({ iterations, seed, onProgress: (n, res) => process.stderr.write(`  ${n} iterations, ${res.crashes.length} crashes\n`) });
+  const r = await runFuzz({
+    iterations,
+    seed,
+    onProgress: (n, res) => process.stderr.write(`  ${n} iterations, ${res.crashes.length} crashes\n`),
+  });
   process.stdout.write(`${formatResult(r)}\n`);
   process.exitCode = r.crashes.length > 0 ? 1 : 0;
 }

@@ -47,20 +47,92 @@ export interface DisconnectCase {
 export type FuzzAction = { kind: 'request'; c: FuzzCase } | { kind: 'disconnect'; d: DisconnectCase };
 export type Verdict = { ok: true; status: number; stream: boolean } | { ok: false; status: number; problem: string };
 
-const NUMBERS = [0, -0, 1, -1, 0.5, 2, 7, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE, 1e21];
-const NAN_ISH = [
-  'NaN', 'nan', 'Infinity', '-Infinity', '1e999', '-0', '0x10', ' 5 ', '5', '', 'null', 'true', 'undefined', '[]', '{}',
-  '__proto__', 'constructor', '../../etc/passwd', '/etc/passwd', 'file:///etc/passwd', '\u0000', '%00', '\ud800', '\udfff\ud800',
-  '\u202e', '😀', 'e\u0301', '\ufeff', '<|endoftext|>', '\r\n\r\n', 'data: [DONE]\n\n',
+const NUMBERS = [
+  0,
+  -0,
+  1,
+  -1,
+  0.5,
+  2,
+  7,
+  2 ** 31,
+  2 ** 32,
+  2 ** 53,
+  2 ** 53 + 2,
+  -(2 ** 53),
+  Number.MAX_VALUE,
+  -Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  1e21,
 ];
-const LITERALS = ['1e999', '-1e999', '1e-999', '-0', '00', '1.', '.5', '+1', '0x1F', 'NaN', 'Infinity', 'undefined', '9'.repeat(400), '1e308', '4294967297'];
+const NAN_ISH = [
+  'NaN',
+  'nan',
+  'Infinity',
+  '-Infinity',
+  '1e999',
+  '-0',
+  '0x10',
+  ' 5 ',
+  '5',
+  '',
+  'null',
+  'true',
+  'undefined',
+  '[]',
+  '{}',
+  '__proto__',
+  'constructor',
+  '../../etc/passwd',
+  '/etc/passwd',
+  'file:///etc/passwd',
+  '\u0000',
+  '%00',
+  '\ud800',
+  '\udfff\ud800',
+  '\u202e',
+  '😀',
+  'e\u0301',
+  '\ufeff',
+  '<|endoftext|>',
+  '\r\n\r\n',
+  'data: [DONE]\n\n',
+];
+const LITERALS = [
+  '1e999',
+  '-1e999',
+  '1e-999',
+  '-0',
+  '00',
+  '1.',
+  '.5',
+  '+1',
+  '0x1F',
+  'NaN',
+  'Infinity',
+  'undefined',
+  '9'.repeat(400),
+  '1e308',
+  '4294967297',
+];
 const CONTENT_TYPES = [
-  'application/json; charset=utf-8', 'APPLICATION/JSON', 'application/json;charset=latin1', 'application/json; charset=utf-16',
-  'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx', 'application/json;;', '*/*', '',
+  'application/json; charset=utf-8',
+  'APPLICATION/JSON',
+  'application/json;charset=latin1',
+  'application/json; charset=utf-16',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/jsonx',
+  'application/json;;',
+  '*/*',
+  '',
 ];
 
 const longString = (): fc.Arbitrary<string> =>
-  fc.tuple(fc.integer({ min: 1_000, max: 70_000 }), fc.constantFrom('a', 'é', '😀', ' ', '\\', '"', 'ab ', '\u0000')).map(([n, s]) => s.repeat(Math.ceil(n / s.length)));
+  fc
+    .tuple(fc.integer({ min: 1_000, max: 70_000 }), fc.constantFrom('a', 'é', '😀', ' ', '\\', '"', 'ab ', '\u0000'))
+    .map(([n, s]) => s.repeat(Math.ceil(n / s.length)));
 
 /** Any odd JSON value. */
 export function weirdValue(): fc.Arbitrary<unknown> {
@@ -96,11 +168,20 @@ const field = (good: fc.Arbitrary<unknown>, junk: number): fc.Arbitrary<unknown>
 /** A /v1/completions body object; `junk` (0–3) is how often a field gets a random value. */
 export function completionBody(c: FuzzContext, junk: number): fc.Arbitrary<Record<string, unknown>> {
   const num = (min: number, max: number): fc.Arbitrary<number> => fc.double({ min, max, noNaN: true, noDefaultInfinity: true });
-  const stop = fc.oneof(fc.string({ minLength: 1, maxLength: 5 }), fc.array(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 5 }), { maxLength: 4 }));
+  const stop = fc.oneof(
+    fc.string({ minLength: 1, maxLength: 5 }),
+    fc.array(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 5 }), { maxLength: 4 }),
+  );
   const body = fc.record(
     {
       model: field(fc.constant(c.modelName), junk),
-      prompt: junk === 0 ? fc.oneof(fc.array(fc.integer({ min: 0, max: c.vocab - 1 }), { minLength: 1, maxLength: 40 }), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 })) : promptArb(c),
+      prompt:
+        junk === 0
+          ? fc.oneof(
+              fc.array(fc.integer({ min: 0, max: c.vocab - 1 }), { minLength: 1, maxLength: 40 }),
+              fc.string({ unit: 'grapheme', minLength: 1, maxLength: 80 }),
+            )
+          : promptArb(c),
       max_tokens: field(fc.integer({ min: 1, max: c.maxTokens }), junk),
       temperature: field(num(0, 2), junk),
       top_p: field(num(0.01, 1), junk),
@@ -119,7 +200,21 @@ export function completionBody(c: FuzzContext, junk: number): fc.Arbitrary<Recor
     { requiredKeys: ['prompt'] },
   );
   if (junk === 0) return body;
-  const junkKey = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('__proto__', 'constructor', 'prototype', 'model_path', 'MAX_TOKENS', 'max_tokens ', '', 'stream_options', 'suffix', 'best_of'));
+  const junkKey = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.constantFrom(
+      '__proto__',
+      'constructor',
+      'prototype',
+      'model_path',
+      'MAX_TOKENS',
+      'max_tokens ',
+      '',
+      'stream_options',
+      'suffix',
+      'best_of',
+    ),
+  );
   return fc.tuple(body, fc.array(fc.tuple(junkKey, weirdValue()), { maxLength: 2 })).map(([b, extra]) => {
     const o: Record<string, unknown> = { ...b };
     for (const [k, v] of extra) Object.defineProperty(o, k, { value: v, enumerable: true, configurable: true, writable: true });
@@ -134,15 +229,32 @@ function mutate(text: string, edits: [number, number, number][]): string {
     const p = Math.floor(where * (t.length + 1));
     const lit = LITERALS[pick % LITERALS.length]!;
     switch (kind) {
-      case 0: t = t.slice(0, p); break;
-      case 1: t = t.slice(0, p) + String.fromCharCode(pick % 0x10000) + t.slice(p); break;
-      case 2: t = t.replace(/-?\d+(\.\d+)?([eE][+-]?\d+)?/, lit); break;
-      case 3: t = t.replace('{', `{"max_tokens":${lit},`); break;
-      case 4: t = t.replace('{', pick % 2 ? '{"__proto__":{"max_tokens":1},' : '{"constructor":{"prototype":{"x":1}},'); break;
-      case 5: t = t.replace(/}$/, ',}'); break;
-      case 6: t = `\ufeff${t}`; break;
-      case 7: t = `${'['.repeat(pick % 20_000)}${t}${']'.repeat(pick % 20_000)}`; break;
-      default: t = t.slice(0, p) + t.slice(Math.min(t.length, p + (pick % 8)));
+      case 0:
+        t = t.slice(0, p);
+        break;
+      case 1:
+        t = t.slice(0, p) + String.fromCharCode(pick % 0x10000) + t.slice(p);
+        break;
+      case 2:
+        t = t.replace(/-?\d+(\.\d+)?([eE][+-]?\d+)?/, lit);
+        break;
+      case 3:
+        t = t.replace('{', `{"max_tokens":${lit},`);
+        break;
+      case 4:
+        t = t.replace('{', pick % 2 ? '{"__proto__":{"max_tokens":1},' : '{"constructor":{"prototype":{"x":1}},');
+        break;
+      case 5:
+        t = t.replace(/}$/, ',}');
+        break;
+      case 6:
+        t = `\ufeff${t}`;
+        break;
+      case 7:
+        t = `${'['.repeat(pick % 20_000)}${t}${']'.repeat(pick % 20_000)}`;
+        break;
+      default:
+        t = t.slice(0, p) + t.slice(Math.min(t.length, p + (pick % 8)));
     }
   }
   return t;
@@ -152,17 +264,42 @@ function mutate(text: string, edits: [number, number, number][]): string {
 export function fuzzCase(c: FuzzContext): fc.Arbitrary<FuzzCase> {
   const json = 'application/json';
   const ct = fc.oneof({ arbitrary: fc.constant(json), weight: 12 }, { arbitrary: fc.constantFrom(...CONTENT_TYPES), weight: 1 });
-  const edits = fc.array(fc.tuple(fc.integer({ min: 0, max: 8 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.nat()), { minLength: 1, maxLength: 3 });
-  const header = fc.option(fc.tuple(fc.constantFrom('content-encoding', 'x-request-id', 'accept', 'accept-encoding', 'authorization'), fc.constantFrom('gzip', 'br', 'identity', 'x', '*', 'Bearer x')), { freq: 8, nil: undefined });
+  const edits = fc.array(fc.tuple(fc.integer({ min: 0, max: 8 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.nat()), {
+    minLength: 1,
+    maxLength: 3,
+  });
+  const header = fc.option(
+    fc.tuple(
+      fc.constantFrom('content-encoding', 'x-request-id', 'accept', 'accept-encoding', 'authorization'),
+      fc.constantFrom('gzip', 'br', 'identity', 'x', '*', 'Bearer x'),
+    ),
+    { freq: 8, nil: undefined },
+  );
   const of = (body: fc.Arbitrary<string | Uint8Array>, type: fc.Arbitrary<string | undefined> = ct): fc.Arbitrary<FuzzCase> =>
-    fc.record({ body, contentType: type, header }).map(({ body: b, contentType, header: h }) => ({ body: b, contentType, ...(h ? { header: h } : {}) }));
+    fc
+      .record({ body, contentType: type, header })
+      .map(({ body: b, contentType, header: h }) => ({ body: b, contentType, ...(h ? { header: h } : {}) }));
   return fc.oneof(
     { arbitrary: of(completionBody(c, 0).map((b) => JSON.stringify(b))), weight: 4 },
-    { arbitrary: of(fc.integer({ min: 1, max: 3 }).chain((j) => completionBody(c, j)).map((b) => JSON.stringify(b))), weight: 8 },
+    {
+      arbitrary: of(
+        fc
+          .integer({ min: 1, max: 3 })
+          .chain((j) => completionBody(c, j))
+          .map((b) => JSON.stringify(b)),
+      ),
+      weight: 8,
+    },
     { arbitrary: of(fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v))), weight: 1 },
     { arbitrary: of(fc.tuple(completionBody(c, 1), edits).map(([b, e]) => mutate(JSON.stringify(b), e))), weight: 3 },
     { arbitrary: of(fc.uint8Array({ maxLength: 300 })), weight: 1 },
-    { arbitrary: of(completionBody(c, 0).map((b) => new TextEncoder().encode(JSON.stringify(b))), fc.constant(undefined)), weight: 1 },
+    {
+      arbitrary: of(
+        completionBody(c, 0).map((b) => new TextEncoder().encode(JSON.stringify(b))),
+        fc.constant(undefined),
+      ),
+      weight: 1,
+    },
   );
 }
 
@@ -192,11 +329,23 @@ export async function sendCase(url: string, c: FuzzCase, timeoutMs = 10_000): Pr
   let res: Response;
   let text: string;
   try {
-    res = await fetch(`${url}/v1/completions`, { method: 'POST', headers, body: typeof c.body === 'string' ? c.body : new Uint8Array(c.body), signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers,
+      body: typeof c.body === 'string' ? c.body : new Uint8Array(c.body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     text = await res.text();
   } catch (e) {
     const err = e as Error & { cause?: { code?: string } };
-    return { ok: false, status: 0, problem: err.name === 'TimeoutError' ? `hang: no complete answer within ${timeoutMs} ms` : `connection failed: ${err.message} ${err.cause?.code ?? ''}` };
+    return {
+      ok: false,
+      status: 0,
+      problem:
+        err.name === 'TimeoutError'
+          ? `hang: no complete answer within ${timeoutMs} ms`
+          : `connection failed: ${err.message} ${err.cause?.code ?? ''}`,
+    };
   }
   return judge(res.status, res.headers.get('content-type') ?? '', text);
 }
@@ -207,7 +356,10 @@ export function judge(status: number, contentType: string, text: string): Verdic
   if (status >= 500) return bad(`server error ${status}`);
   if (status === 200 && contentType.startsWith('text/event-stream')) {
     if (!text.endsWith('data: [DONE]\n\n')) return bad('stream did not end with [DONE]');
-    const events = text.split('\n\n').filter((e) => e !== '').map((e) => e.replace(/^data: /, ''));
+    const events = text
+      .split('\n\n')
+      .filter((e) => e !== '')
+      .map((e) => e.replace(/^data: /, ''));
     for (const e of events.slice(0, -1)) {
       let chunk: { error?: unknown; choices?: unknown };
       try {
@@ -221,7 +373,11 @@ export function judge(status: number, contentType: string, text: string): Verdic
     return { ok: true, status, stream: true };
   }
   if (!contentType.startsWith('application/json')) return bad(`status ${status} with content-type '${contentType}'`);
-  let json: { error?: { message?: unknown; type?: unknown; param?: unknown; code?: unknown }; choices?: { finish_reason?: unknown }[]; usage?: unknown };
+  let json: {
+    error?: { message?: unknown; type?: unknown; param?: unknown; code?: unknown };
+    choices?: { finish_reason?: unknown }[];
+    usage?: unknown;
+  };
   try {
     json = JSON.parse(text) as typeof json;
   } catch {
@@ -235,7 +391,14 @@ export function judge(status: number, contentType: string, text: string): Verdic
   if (status < 400) return bad(`unexpected status ${status}`);
   const e = json.error;
   const nullOrString = (v: unknown): boolean => v === null || typeof v === 'string';
-  if (!e || typeof e.message !== 'string' || e.message === '' || typeof e.type !== 'string' || !nullOrString(e.param) || !nullOrString(e.code)) {
+  if (
+    !e ||
+    typeof e.message !== 'string' ||
+    e.message === '' ||
+    typeof e.type !== 'string' ||
+    !nullOrString(e.param) ||
+    !nullOrString(e.code)
+  ) {
     return bad(`${status} without an OpenAI-shaped error`);
   }
   return { ok: true, status, stream: false };
@@ -245,9 +408,20 @@ export function judge(status: number, contentType: string, text: string): Verdic
  * A raw-socket client that hangs up at `d.phase`. Resolves with the SSE events it read once the
  * socket is closed (it never waits longer than `timeoutMs`).
  */
-export function disconnectingClient(url: string, c: Pick<FuzzContext, 'modelName' | 'maxTokens'>, d: DisconnectCase, timeoutMs = 10_000): Promise<number> {
+export function disconnectingClient(
+  url: string,
+  c: Pick<FuzzContext, 'modelName' | 'maxTokens'>,
+  d: DisconnectCase,
+  timeoutMs = 10_000,
+): Promise<number> {
   const { hostname, port } = new URL(url);
-  const body = JSON.stringify({ model: c.modelName, prompt: d.promptIds, max_tokens: c.maxTokens, temperature: 0, stream: d.phase === 'stream' });
+  const body = JSON.stringify({
+    model: c.modelName,
+    prompt: d.promptIds,
+    max_tokens: c.maxTokens,
+    temperature: 0,
+    stream: d.phase === 'stream',
+  });
   const head = `POST /v1/completions HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
   return new Promise((resolveEvents) => {
     let events = 0;
@@ -292,7 +466,11 @@ export interface FuzzReport {
 }
 
 /** Run `n` actions, `concurrency` at a time, drawn from fuzzAction with seeds seed, seed+1, … */
-export async function runServeFuzz(url: string, c: FuzzContext, o: { n: number; seed: number; concurrency: number; disconnectWeight?: number; timeoutMs?: number; onProgress?: (done: number) => void }): Promise<FuzzReport> {
+export async function runServeFuzz(
+  url: string,
+  c: FuzzContext,
+  o: { n: number; seed: number; concurrency: number; disconnectWeight?: number; timeoutMs?: number; onProgress?: (done: number) => void },
+): Promise<FuzzReport> {
   const t0 = performance.now();
   const report: FuzzReport = { requests: 0, disconnects: 0, byStatus: {}, streams: 0, failures: [], ms: 0 };
   const arb = fuzzAction(c, o.disconnectWeight ?? 1);
@@ -314,7 +492,11 @@ export async function runServeFuzz(url: string, c: FuzzContext, o: { n: number; 
         report.requests++;
         report.byStatus[v.status] = (report.byStatus[v.status] ?? 0) + 1;
         if (v.ok && v.stream) report.streams++;
-        if (!v.ok) report.failures.push({ problem: v.problem, body: typeof a.c.body === 'string' ? a.c.body.slice(0, 300) : `<${a.c.body.length} bytes>` });
+        if (!v.ok)
+          report.failures.push({
+            problem: v.problem,
+            body: typeof a.c.body === 'string' ? a.c.body.slice(0, 300) : `<${a.c.body.length} bytes>`,
+          });
       }
       if ((report.requests + report.disconnects) % 500 === 0) o.onProgress?.(report.requests + report.disconnects);
     }
@@ -341,7 +523,22 @@ async function main(): Promise<void> {
     vocab = 320;
   }
   const ctx: FuzzContext = { modelName: 'bench', vocab, maxTokens: 16, maxPromptTokens: 256 };
-  const server = await startServe(dir, ['--max-tokens', '16', '--max-prompt-tokens', '256', '--body-limit-kb', '64', '--max-batch', '8', '--max-queue', '64', '--request-timeout', '10', '--cache-mb', '8']);
+  const server = await startServe(dir, [
+    '--max-tokens',
+    '16',
+    '--max-prompt-tokens',
+    '256',
+    '--body-limit-kb',
+    '64',
+    '--max-batch',
+    '8',
+    '--max-queue',
+    '64',
+    '--request-timeout',
+    '10',
+    '--cache-mb',
+    '8',
+  ]);
   const rss0 = server.rss();
   let crashed = false;
   server.child.on('exit', () => (crashed = true));
@@ -355,7 +552,13 @@ async function main(): Promise<void> {
     if (crashed) r.failures.push({ problem: `the server exited (code ${server.child.exitCode})`, body: '' });
     const metrics = async (): Promise<(name: string) => number> => {
       const text = crashed ? '' : await (await fetch(`${server.url}/metrics`)).text();
-      return (name) => Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
+      return (name) =>
+        Number(
+          text
+            .split('\n')
+            .find((l) => l.startsWith(`${name} `))
+            ?.split(' ')[1] ?? NaN,
+        );
     };
     // Hung-up clients leave at the next step boundary: give the engine a moment to settle.
     let after = await metrics();
@@ -370,10 +573,21 @@ async function main(): Promise<void> {
     const serverErrors = r.failures.filter((f) => f.problem.startsWith('server error')).length;
     const hangs = r.failures.filter((f) => f.problem.startsWith('hang')).length;
     const summary = {
-      requests: r.requests, disconnects: r.disconnects, seconds: Math.round(r.ms / 1000), byStatus: r.byStatus, streams: r.streams,
-      failures: r.failures.length, serverErrors, hangs, crashes,
-      activeSlotsAfter: after('mamba2_active_slots'), queuedAfter: after('mamba2_queue_length'), cancelled: after('mamba2_requests_total{outcome="cancelled"}'),
-      healthAfter: health, serverExitCode: exit, rssMiB: { start: Math.round(rss0 / 2 ** 20), end: Math.round(rss1 / 2 ** 20), samples: rssAt },
+      requests: r.requests,
+      disconnects: r.disconnects,
+      seconds: Math.round(r.ms / 1000),
+      byStatus: r.byStatus,
+      streams: r.streams,
+      failures: r.failures.length,
+      serverErrors,
+      hangs,
+      crashes,
+      activeSlotsAfter: after('mamba2_active_slots'),
+      queuedAfter: after('mamba2_queue_length'),
+      cancelled: after('mamba2_requests_total{outcome="cancelled"}'),
+      healthAfter: health,
+      serverExitCode: exit,
+      rssMiB: { start: Math.round(rss0 / 2 ** 20), end: Math.round(rss1 / 2 ** 20), samples: rssAt },
       firstFailures: r.failures.slice(0, 10),
     };
     if (args.has('json')) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
@@ -382,11 +596,15 @@ async function main(): Promise<void> {
         `${r.requests} requests + ${r.disconnects} hang-ups in ${summary.seconds} s (concurrency ${concurrency}, seed ${seed}); status ${JSON.stringify(r.byStatus)}, ${r.streams} streams\n` +
           `failures ${r.failures.length} (5xx ${serverErrors}, hangs ${hangs}, crashes ${summary.crashes}); after: active slots ${summary.activeSlotsAfter}, queued ${summary.queuedAfter}, ` +
           `cancelled ${summary.cancelled}, /health ${health}; server exit ${exit}\n` +
-          `server RSS MiB: start ${summary.rssMiB.start}, ${rssAt.filter((_, i) => i % Math.max(1, Math.floor(rssAt.length / 8)) === 0).map(([k, m]) => `${m} @${k}`).join(', ')}, end ${summary.rssMiB.end}\n`,
+          `server RSS MiB: start ${summary.rssMiB.start}, ${rssAt
+            .filter((_, i) => i % Math.max(1, Math.floor(rssAt.length / 8)) === 0)
+            .map(([k, m]) => `${m} @${k}`)
+            .join(', ')}, end ${summary.rssMiB.end}\n`,
       );
       for (const f of r.failures.slice(0, 10)) process.stdout.write(`  ${f.problem}\n    body: ${f.body}\n`);
     }
-    if (r.failures.length > 0 || crashes > 0 || exit !== 0 || health !== 200 || summary.activeSlotsAfter !== 0 || summary.queuedAfter !== 0) process.exitCode = 1;
+    if (r.failures.length > 0 || crashes > 0 || exit !== 0 || health !== 200 || summary.activeSlotsAfter !== 0 || summary.queuedAfter !== 0)
+      process.exitCode = 1;
   } finally {
     if (server.child.exitCode === null) server.child.kill('SIGKILL');
     cleanup();

@@ -14,15 +14,24 @@ export function f32(dims: number[], values: number[]): TensorData {
 export function unloadable(dims: number[]): TensorData {
   const count = dims.reduce((p, d) => p * d, 1);
   return {
-    dtype: 'float32', dims, byteLength: count * 4,
-    bytes: () => { throw new Error('bytes() must not be called'); },
+    dtype: 'float32',
+    dims,
+    byteLength: count * 4,
+    bytes: () => {
+      throw new Error('bytes() must not be called');
+    },
   };
 }
 
 export const vi = (name: string, dtype: DType, shape: Shape): ValueInfoIR => ({ name, dtype, shape });
 
-export const node = (opType: string, inputs: string[], outputs: string[], attributes: Record<string, AttributeValue> = {}, domain = ''): NodeIR =>
-  ({ name: `/${opType}_${outputs[0]}`, opType, domain, inputs, outputs, attributes });
+export const node = (
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  attributes: Record<string, AttributeValue> = {},
+  domain = '',
+): NodeIR => ({ name: `/${opType}_${outputs[0]}`, opType, domain, inputs, outputs, attributes });
 
 /** Deterministic pseudo-random values in [-1, 1). */
 export function seq(n: number, seed: number): number[] {
@@ -111,7 +120,10 @@ export function controlModel(): ModelIR {
           then_branch: {
             type: 'graph',
             value: {
-              name: 'then', inputs: [], outputs: [vi('z_then', 'float32', ['n'])], valueInfo: [],
+              name: 'then',
+              inputs: [],
+              outputs: [vi('z_then', 'float32', ['n'])],
+              valueInfo: [],
               initializers: [{ name: 'two', data: f32([1], [2]) }],
               nodes: [node('Mul', ['x', 'two'], ['z_then'])],
             },
@@ -119,7 +131,11 @@ export function controlModel(): ModelIR {
           else_branch: {
             type: 'graph',
             value: {
-              name: 'else', inputs: [], outputs: [vi('z_else', 'float32', ['n'])], valueInfo: [], initializers: [],
+              name: 'else',
+              inputs: [],
+              outputs: [vi('z_else', 'float32', ['n'])],
+              valueInfo: [],
+              initializers: [],
               nodes: [
                 node('Constant', [], ['minus_one'], { value: { type: 'tensor', value: f32([1], [-1]) } }),
                 node('Add', ['x', 'minus_one'], ['z_else']),
@@ -131,18 +147,20 @@ export function controlModel(): ModelIR {
       ],
       valueInfo: [],
     },
-    functions: [{
-      name: 'ScaleAdd',
-      domain: CUSTOM_DOMAIN,
-      inputs: ['X', 'Y'],
-      outputs: ['Out'],
-      attributes: ['alpha'],
-      opsetImports: { '': 21 },
-      nodes: [
-        node('Constant', [], ['a'], { value_float: { type: 'ref', refName: 'alpha', refType: 'float' } }),
-        node('Mul', ['X', 'a'], ['t']),
-        node('Add', ['t', 'Y'], ['Out']),
-      ],
-    }],
+    functions: [
+      {
+        name: 'ScaleAdd',
+        domain: CUSTOM_DOMAIN,
+        inputs: ['X', 'Y'],
+        outputs: ['Out'],
+        attributes: ['alpha'],
+        opsetImports: { '': 21 },
+        nodes: [
+          node('Constant', [], ['a'], { value_float: { type: 'ref', refName: 'alpha', refType: 'float' } }),
+          node('Mul', ['X', 'a'], ['t']),
+          node('Add', ['t', 'Y'], ['Out']),
+        ],
+      },
+    ],
   };
 }

@@ -16,7 +16,8 @@ export async function runIR(ir: ModelIR, feeds: Feeds): Promise<Record<string, {
     await saveModel(ir, dir, { externalData: 'never' });
     const s = await ort.InferenceSession.create(join(dir, 'model.onnx'));
     const inputs: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) inputs[k] = new ort.Tensor(v.data instanceof BigInt64Array ? 'int64' : 'float32', v.data, v.dims);
+    for (const [k, v] of Object.entries(feeds))
+      inputs[k] = new ort.Tensor(v.data instanceof BigInt64Array ? 'int64' : 'float32', v.data, v.dims);
     const out = await s.run(inputs);
     const res: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
     for (const [k, t] of Object.entries(out)) res[k] = { data: t.data as Float32Array, dims: t.dims };

@@ -33,9 +33,18 @@ export async function exportTinyModels(seed = 7): Promise<TinyModels> {
       provenance: 'tiny, vocab 320 for the test tokenizer',
       format: 'mamba_ssm',
       config: {
-        d_model: 64, d_intermediate: 0, n_layer: 2, vocab_size: 320,
+        d_model: 64,
+        d_intermediate: 0,
+        n_layer: 2,
+        vocab_size: 320,
         ssm_cfg: { layer: 'Mamba2', d_state: 16, d_conv: 4, expand: 2, headdim: 16, ngroups: 1, chunk_size: 16 },
-        attn_layer_idx: [], attn_cfg: {}, rms_norm: true, residual_in_fp32: true, fused_add_norm: true, pad_vocab_size_multiple: 16, tie_embeddings: true,
+        attn_layer_idx: [],
+        attn_cfg: {},
+        rms_norm: true,
+        residual_in_fp32: true,
+        fused_add_norm: true,
+        pad_vocab_size_multiple: 16,
+        tie_embeddings: true,
       },
     }),
   );
@@ -54,8 +63,16 @@ export function serve(model: Mamba2Model | (() => Promise<Mamba2Model>), opts: P
   return startServer(model, { port: 0, modelName: 'tiny', prefillWindow: 8, shutdownGraceMs: 5_000, ...opts });
 }
 
-export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 

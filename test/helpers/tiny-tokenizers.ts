@@ -20,10 +20,23 @@ export function byteTokenizerJson(): object {
 export function byteLevelBpe(): { json: object; config: object } {
   const vocab = byteTokenizerVocab();
   let id = BYTE_TOKENIZER_SIZE;
-  const merges = [['h', 'e'], ['l', 'l'], ['he', 'll'], ['hell', 'o'], ['Ġ', 'w'], ['Ġw', 'o'], ['Ġ', 'S'], ['ĠS', 'T']];
+  const merges = [
+    ['h', 'e'],
+    ['l', 'l'],
+    ['he', 'll'],
+    ['hell', 'o'],
+    ['Ġ', 'w'],
+    ['Ġw', 'o'],
+    ['Ġ', 'S'],
+    ['ĠS', 'T'],
+  ];
   for (const [a, b] of merges) vocab[a! + b!] = id++;
   return {
-    json: byteLevelJson(vocab, merges.map((m) => m.join(' ')), [{ id: 0, content: END_OF_TEXT }]),
+    json: byteLevelJson(
+      vocab,
+      merges.map((m) => m.join(' ')),
+      [{ id: 0, content: END_OF_TEXT }],
+    ),
     config: { eos_token: END_OF_TEXT, bos_token: END_OF_TEXT, tokenizer_class: 'GPTNeoXTokenizer' },
   };
 }

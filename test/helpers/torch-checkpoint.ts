@@ -24,7 +24,8 @@ export class PickleWriter {
   }
   put(): this {
     const i = this.memoSize++;
-    if (i < 256) this.raw(0x71, i); // BINPUT
+    if (i < 256)
+      this.raw(0x71, i); // BINPUT
     else {
       this.raw(0x72); // LONG_BINPUT
       this.u32(i);
@@ -100,8 +101,7 @@ export interface TorchTensorSpec {
   readonly stride?: readonly number[];
 }
 
-export const contiguousStride = (size: readonly number[]): number[] =>
-  size.map((_, i) => size.slice(i + 1).reduce((a, b) => a * b, 1));
+export const contiguousStride = (size: readonly number[]): number[] => size.map((_, i) => size.slice(i + 1).reduce((a, b) => a * b, 1));
 
 export interface StateDictOptions {
   /** OrderedDict (model.state_dict()) instead of a plain dict. */
@@ -133,8 +133,13 @@ export function torchStateDictPickle(tensors: readonly TorchTensorSpec[], opts: 
         .once(`key:${t.storage}`, () => w.str(t.storage))
         .once('str:cpu', () => w.str('cpu'))
         .int(t.numel)
-        .raw(0x74).put().raw(0x51); // TUPLE BINPERSID
-      w.int(t.offset ?? 0).intTuple(t.size).intTuple(t.stride ?? contiguousStride(t.size)).raw(0x89); // requires_grad False
+        .raw(0x74)
+        .put()
+        .raw(0x51); // TUPLE BINPERSID
+      w.int(t.offset ?? 0)
+        .intTuple(t.size)
+        .intTuple(t.stride ?? contiguousStride(t.size))
+        .raw(0x89); // requires_grad False
       emptyOrderedDict(); // backward_hooks
       w.raw(0x74).put().raw(0x52).put(); // TUPLE REDUCE
       if (opts.parameter) {
@@ -200,22 +205,73 @@ export async function writeTorchZip(path: string, entries: readonly ZipSpecEntry
       await write([0x50, 0x4b, 7, 8, ...le(crc, 4), ...le(size, big ? 8 : 4), ...le(usize, big ? 8 : 4)]);
       const extra = big ? [1, 0, 24, 0, ...le(usize, 8), ...le(size, 8), ...le(offset, 8)] : [];
       const sat = (n: number): number => (big ? MAX32 : n);
-      central.push(Uint8Array.from([
-        0x50, 0x4b, 1, 2, 0, 0, 0, 0, ...flags, ...le(method, 2), 0, 0, 0, 0, ...le(crc, 4),
-        ...le(sat(size), 4), ...le(sat(usize), 4), ...le(name.length, 2), ...le(extra.length, 2),
-        ...le(0, 10), ...le(sat(offset), 4), ...name, ...extra,
-      ]));
+      central.push(
+        Uint8Array.from([
+          0x50,
+          0x4b,
+          1,
+          2,
+          0,
+          0,
+          0,
+          0,
+          ...flags,
+          ...le(method, 2),
+          0,
+          0,
+          0,
+          0,
+          ...le(crc, 4),
+          ...le(sat(size), 4),
+          ...le(sat(usize), 4),
+          ...le(name.length, 2),
+          ...le(extra.length, 2),
+          ...le(0, 10),
+          ...le(sat(offset), 4),
+          ...name,
+          ...extra,
+        ]),
+      );
     }
     const cd = concatBytes(central);
     const cdOffset = pos;
     await write(cd);
     const z64At = pos;
     const n = entries.length;
-    await write([0x50, 0x4b, 6, 6, ...le(44, 8), 0x1e, 3, 0x2d, 0, ...le(0, 8), ...le(n, 8), ...le(n, 8), ...le(cd.length, 8), ...le(cdOffset, 8)]);
+    await write([
+      0x50,
+      0x4b,
+      6,
+      6,
+      ...le(44, 8),
+      0x1e,
+      3,
+      0x2d,
+      0,
+      ...le(0, 8),
+      ...le(n, 8),
+      ...le(n, 8),
+      ...le(cd.length, 8),
+      ...le(cdOffset, 8),
+    ]);
     await write([0x50, 0x4b, 6, 7, ...le(0, 4), ...le(z64At, 8), ...le(1, 4)]);
     const sat = (v: number, max: number): number => Math.min(v, max);
-    await write([0x50, 0x4b, 5, 6, 0, 0, 0, 0, ...le(sat(n, 0xffff), 2), ...le(sat(n, 0xffff), 2),
-      ...le(sat(cd.length, MAX32), 4), ...le(sat(cdOffset, MAX32), 4), 0, 0]);
+    await write([
+      0x50,
+      0x4b,
+      5,
+      6,
+      0,
+      0,
+      0,
+      0,
+      ...le(sat(n, 0xffff), 2),
+      ...le(sat(n, 0xffff), 2),
+      ...le(sat(cd.length, MAX32), 4),
+      ...le(sat(cdOffset, MAX32), 4),
+      0,
+      0,
+    ]);
   } finally {
     await fh.close();
   }
@@ -238,14 +294,18 @@ export interface TorchCheckpointSpec {
 export async function writeTorchCheckpoint(path: string, spec: TorchCheckpointSpec): Promise<void> {
   const a = spec.archive ?? 'archive';
   const text = (s: string): Uint8Array => new TextEncoder().encode(s);
-  await writeTorchZip(path, [
-    { name: `${a}/data.pkl`, data: spec.pickle ?? torchStateDictPickle(spec.tensors, spec.options), deflate: spec.deflatePickle },
-    { name: `${a}/.format_version`, data: text('1') },
-    { name: `${a}/.storage_alignment`, data: text('64') },
-    { name: `${a}/byteorder`, data: text('little') },
-    ...(spec.before ?? []),
-    ...Object.entries(spec.storages).map(([k, data]) => ({ name: `${a}/data/${k}`, data })),
-    { name: `${a}/version`, data: text('3\n') },
-    { name: `${a}/.data/serialization_id`, data: text('0123456789012345678901234567890123456789') },
-  ], spec.forceZip64);
+  await writeTorchZip(
+    path,
+    [
+      { name: `${a}/data.pkl`, data: spec.pickle ?? torchStateDictPickle(spec.tensors, spec.options), deflate: spec.deflatePickle },
+      { name: `${a}/.format_version`, data: text('1') },
+      { name: `${a}/.storage_alignment`, data: text('64') },
+      { name: `${a}/byteorder`, data: text('little') },
+      ...(spec.before ?? []),
+      ...Object.entries(spec.storages).map(([k, data]) => ({ name: `${a}/data/${k}`, data })),
+      { name: `${a}/version`, data: text('3\n') },
+      { name: `${a}/.data/serialization_id`, data: text('0123456789012345678901234567890123456789') },
+    ],
+    spec.forceZip64,
+  );
 }

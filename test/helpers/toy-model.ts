@@ -35,23 +35,51 @@ interface Node {
 }
 
 function tensor(t: Init): TensorProto {
-  const raw = t.type === 'float32' ? new Uint8Array(Float32Array.from(t.values).buffer) : new Uint8Array(BigInt64Array.from(t.values.map((v) => BigInt(v))).buffer);
+  const raw =
+    t.type === 'float32'
+      ? new Uint8Array(Float32Array.from(t.values).buffer)
+      : new Uint8Array(BigInt64Array.from(t.values.map((v) => BigInt(v))).buffer);
   return {
-    dims: t.dims, dataType: ONNX_DTYPE[t.type], name: t.name, rawData: raw,
-    externalData: [], floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], metadataProps: [],
+    dims: t.dims,
+    dataType: ONNX_DTYPE[t.type],
+    name: t.name,
+    rawData: raw,
+    externalData: [],
+    floatData: [],
+    int32Data: [],
+    stringData: [],
+    int64Data: [],
+    doubleData: [],
+    uint64Data: [],
+    metadataProps: [],
   };
 }
 
 function valueInfo(e: { name: string; dtype: string; shape: readonly unknown[] }): ValueInfoProto {
   const dim = e.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: String(d) }));
-  return { name: e.name, type: { tensorType: { elemType: e.dtype === 'int64' ? ONNX_DTYPE.int64 : ONNX_DTYPE.float32, shape: { dim } } }, metadataProps: [] };
+  return {
+    name: e.name,
+    type: { tensorType: { elemType: e.dtype === 'int64' ? ONNX_DTYPE.int64 : ONNX_DTYPE.float32, shape: { dim } } },
+    metadataProps: [],
+  };
 }
 
 function node(n: Node, idx: number): NodeProto {
   return {
-    input: n.inputs, output: n.outputs, name: `/toy/${n.op}_${idx}`, opType: n.op, metadataProps: [],
+    input: n.inputs,
+    output: n.outputs,
+    name: `/toy/${n.op}_${idx}`,
+    opType: n.op,
+    metadataProps: [],
     attribute: (n.attrs ?? []).map((a) => ({
-      name: a.name, type: 2 /* INT */, i: a.i, floats: [], ints: [], strings: [], tensors: [], graphs: [],
+      name: a.name,
+      type: 2 /* INT */,
+      i: a.i,
+      floats: [],
+      ints: [],
+      strings: [],
+      tensors: [],
+      graphs: [],
     })),
   };
 }

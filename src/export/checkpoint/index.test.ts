@@ -62,10 +62,18 @@ describe('openCheckpoint', () => {
 
   it('opens sharded torch checkpoints (pytorch_model.bin.index.json) as the mamba_ssm format', async () => {
     const d = await modelDir('torch-sharded', {
-      'pytorch_model.bin.index.json': JSON.stringify({ weight_map: { a: 'pytorch_model-00001-of-00002.bin', b: 'pytorch_model-00002-of-00002.bin' } }),
+      'pytorch_model.bin.index.json': JSON.stringify({
+        weight_map: { a: 'pytorch_model-00001-of-00002.bin', b: 'pytorch_model-00002-of-00002.bin' },
+      }),
     });
-    await writeTorchCheckpoint(join(d, 'pytorch_model-00001-of-00002.bin'), { tensors: [{ key: 'a', storage: '0', numel: 2, size: [2] }], storages: { '0': f32Bytes([5, 6]) } });
-    await writeTorchCheckpoint(join(d, 'pytorch_model-00002-of-00002.bin'), { tensors: [{ key: 'b', storage: '0', numel: 1, size: [1] }], storages: { '0': f32Bytes([7]) } });
+    await writeTorchCheckpoint(join(d, 'pytorch_model-00001-of-00002.bin'), {
+      tensors: [{ key: 'a', storage: '0', numel: 2, size: [2] }],
+      storages: { '0': f32Bytes([5, 6]) },
+    });
+    await writeTorchCheckpoint(join(d, 'pytorch_model-00002-of-00002.bin'), {
+      tensors: [{ key: 'b', storage: '0', numel: 1, size: [1] }],
+      storages: { '0': f32Bytes([7]) },
+    });
     const c = await openCheckpoint(d);
     expect(c.format).toBe('mamba_ssm');
     expect(c.store.keys()).toEqual(['a', 'b']);
@@ -92,7 +100,7 @@ describe('openCheckpoint', () => {
     await expect(openCheckpoint(join(d, 'config.json'))).rejects.toThrow(/expected a checkpoint directory, got a file/);
   });
 
-  it('passes on the reader\'s error for a broken file', async () => {
+  it("passes on the reader's error for a broken file", async () => {
     const d = await modelDir('broken', { 'model.safetensors': new Uint8Array(3) });
     await expect(openCheckpoint(d)).rejects.toThrow(/model\.safetensors: file has 3 bytes/);
   });

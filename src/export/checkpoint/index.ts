@@ -39,7 +39,7 @@ async function isFile(p: string): Promise<boolean> {
 
 /** Open the checkpoint in `dir`, trying the files above in that order. */
 export async function openCheckpoint(dir: string): Promise<OpenedCheckpoint> {
-  let dirStat;
+  let dirStat: Awaited<ReturnType<typeof stat>>;
   try {
     dirStat = await stat(dir);
   } catch (err) {

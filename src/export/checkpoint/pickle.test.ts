@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PyDict, PyGlobal, PyList, PyTuple, unpickle, type GlobalCall, type PickleValue } from './pickle.js';
+import { PyDict, PyGlobal, type PyList, type PyTuple, unpickle, type GlobalCall, type PickleValue } from './pickle.js';
 import { CheckpointError } from './types.js';
 import { PickleWriter } from '../../../test/helpers/torch-checkpoint.js';
 
@@ -47,7 +47,23 @@ describe('unpickle', () => {
     expect(refused(osSystem).message).toMatch(/global 'os\.system' is not allowed/);
     // builtins.eval via STACK_GLOBAL (protocol 4 style).
     const enc = new TextEncoder();
-    const evalPickle = Uint8Array.from([0x80, 4, 0x8c, 8, ...enc.encode('builtins'), 0x8c, 4, ...enc.encode('eval'), 0x93, 0x8c, 1, 0x31, 0x85, 0x52, 0x2e]);
+    const evalPickle = Uint8Array.from([
+      0x80,
+      4,
+      0x8c,
+      8,
+      ...enc.encode('builtins'),
+      0x8c,
+      4,
+      ...enc.encode('eval'),
+      0x93,
+      0x8c,
+      1,
+      0x31,
+      0x85,
+      0x52,
+      0x2e,
+    ]);
     expect(refused(evalPickle).message).toMatch(/global 'builtins\.eval' is not allowed/);
   });
 
@@ -108,6 +124,13 @@ describe('unpickle', () => {
     for (const n of [0, 255, 256, 65535, 65536, -1, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 2 ** 40, -(2 ** 40), 2 ** 53 - 1]) {
       expect(load(new PickleWriter().raw(0x80, 2).int(n).done())).toBe(n);
     }
-    expect(load(new PickleWriter().raw(0x80, 2).int(2n ** 64n).done())).toBe(2n ** 64n);
+    expect(
+      load(
+        new PickleWriter()
+          .raw(0x80, 2)
+          .int(2n ** 64n)
+          .done(),
+      ),
+    ).toBe(2n ** 64n);
   });
 });

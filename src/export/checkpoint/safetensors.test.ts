@@ -6,7 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRefusal } from '../../../test/helpers/errors.js';
 import { openSafetensors, openSafetensorsIndex } from './safetensors.js';
 import { CheckpointError } from './types.js';
-import { bf16Bytes, encodeSafetensors, f16Bytes, f32Bytes, f64Bytes, rawSafetensors, seededFloats, u16Bytes } from '../../../test/helpers/checkpoint-bytes.js';
+import {
+  bf16Bytes,
+  encodeSafetensors,
+  f16Bytes,
+  f32Bytes,
+  f64Bytes,
+  rawSafetensors,
+  seededFloats,
+  u16Bytes,
+} from '../../../test/helpers/checkpoint-bytes.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -36,11 +45,17 @@ const allBits = Uint16Array.from({ length: 65536 }, (_, i) => i);
 describe('openSafetensors: reading', () => {
   it('reads F32 exactly, lists keys sorted, reports info and metadata', async () => {
     const w = seededFloats(12, 1);
-    const p = await writeTmp('f32.safetensors', encodeSafetensors([
-      { key: 'z.weight', dtype: 'F32', shape: [3, 4], bytes: f32Bytes(w) },
-      { key: 'a.bias', dtype: 'F32', shape: [2], bytes: f32Bytes([1.5, -2]) },
-      { key: 'ids', dtype: 'I64', shape: [2], bytes: new Uint8Array(16) },
-    ], { format: 'pt' }));
+    const p = await writeTmp(
+      'f32.safetensors',
+      encodeSafetensors(
+        [
+          { key: 'z.weight', dtype: 'F32', shape: [3, 4], bytes: f32Bytes(w) },
+          { key: 'a.bias', dtype: 'F32', shape: [2], bytes: f32Bytes([1.5, -2]) },
+          { key: 'ids', dtype: 'I64', shape: [2], bytes: new Uint8Array(16) },
+        ],
+        { format: 'pt' },
+      ),
+    );
     const s = await openSafetensors(p);
     expect(s.kind).toBe('safetensors');
     expect(s.keys()).toEqual(['a.bias', 'ids', 'z.weight']);
@@ -56,7 +71,10 @@ describe('openSafetensors: reading', () => {
   });
 
   it('converts every F16 bit pattern exactly (checked against @petamoriken/float16)', async () => {
-    const p = await writeTmp('f16.safetensors', encodeSafetensors([{ key: 'h', dtype: 'F16', shape: [256, 256], bytes: u16Bytes(allBits) }]));
+    const p = await writeTmp(
+      'f16.safetensors',
+      encodeSafetensors([{ key: 'h', dtype: 'F16', shape: [256, 256], bytes: u16Bytes(allBits) }]),
+    );
     const s = await openSafetensors(p);
     const got = await s.readFloat32('h');
     await s.close();
@@ -71,7 +89,10 @@ describe('openSafetensors: reading', () => {
   });
 
   it('converts every BF16 bit pattern exactly (the upper half of a float32)', async () => {
-    const p = await writeTmp('bf16.safetensors', encodeSafetensors([{ key: 'b', dtype: 'BF16', shape: [65536], bytes: u16Bytes(allBits) }]));
+    const p = await writeTmp(
+      'bf16.safetensors',
+      encodeSafetensors([{ key: 'b', dtype: 'BF16', shape: [65536], bytes: u16Bytes(allBits) }]),
+    );
     const s = await openSafetensors(p);
     const got = new Uint32Array((await s.readFloat32('b')).buffer);
     await s.close();
@@ -80,11 +101,14 @@ describe('openSafetensors: reading', () => {
 
   it('rounds F64 to float32 as torch does, and round-trips F16/BF16 test values', async () => {
     const vals = [0.1, 1 / 3, -2.5, 1e-40, 1e39, -0, 65504, 3.4028235677973366e38];
-    const p = await writeTmp('mixed.safetensors', encodeSafetensors([
-      { key: 'd', dtype: 'F64', shape: [vals.length], bytes: f64Bytes(vals) },
-      { key: 'h', dtype: 'F16', shape: [4], bytes: f16Bytes([0.5, -1.25, 65504, 2 ** -24]) },
-      { key: 'b', dtype: 'BF16', shape: [2, 2], bytes: bf16Bytes([1, -2, 0.5, 256]) },
-    ]));
+    const p = await writeTmp(
+      'mixed.safetensors',
+      encodeSafetensors([
+        { key: 'd', dtype: 'F64', shape: [vals.length], bytes: f64Bytes(vals) },
+        { key: 'h', dtype: 'F16', shape: [4], bytes: f16Bytes([0.5, -1.25, 65504, 2 ** -24]) },
+        { key: 'b', dtype: 'BF16', shape: [2, 2], bytes: bf16Bytes([1, -2, 0.5, 256]) },
+      ]),
+    );
     const s = await openSafetensors(p);
     const d = await s.readFloat32('d');
     vals.forEach((v, i) => expect(Object.is(d[i], Math.fround(v)), `F64[${i}]`).toBe(true));
@@ -135,8 +159,16 @@ describe('openSafetensors: validation before allocation', () => {
   });
 
   it('refuses a header length over 100 MB or over the file size', async () => {
-    await expectRefused('hlen.safetensors', rawSafetensors({ w: okTensor }, new Uint8Array(8), 2n ** 40n), /header length 1099511627776 exceeds the 100000000-byte limit/);
-    await expectRefused('hlen2.safetensors', rawSafetensors({ w: okTensor }, new Uint8Array(8), 5000n), /header length 5000 exceeds the \d+ bytes after the length field/);
+    await expectRefused(
+      'hlen.safetensors',
+      rawSafetensors({ w: okTensor }, new Uint8Array(8), 2n ** 40n),
+      /header length 1099511627776 exceeds the 100000000-byte limit/,
+    );
+    await expectRefused(
+      'hlen2.safetensors',
+      rawSafetensors({ w: okTensor }, new Uint8Array(8), 5000n),
+      /header length 5000 exceeds the \d+ bytes after the length field/,
+    );
   });
 
   it('refuses a header that is not a JSON object', async () => {
@@ -147,11 +179,19 @@ describe('openSafetensors: validation before allocation', () => {
   });
 
   it('refuses offsets past the end of the data', async () => {
-    await expectRefused('past.safetensors', rawSafetensors({ w: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, new Uint8Array(16)), /'w': data_offsets \[8, 24\] run past the data region of 16 bytes/);
+    await expectRefused(
+      'past.safetensors',
+      rawSafetensors({ w: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, new Uint8Array(16)),
+      /'w': data_offsets \[8, 24\] run past the data region of 16 bytes/,
+    );
   });
 
   it('refuses a byte length that does not match shape × itemsize', async () => {
-    await expectRefused('len.safetensors', rawSafetensors({ w: { dtype: 'F16', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), /hold 8 bytes, expected 6 \(F16 \[3\]\)/);
+    await expectRefused(
+      'len.safetensors',
+      rawSafetensors({ w: { dtype: 'F16', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      /hold 8 bytes, expected 6 \(F16 \[3\]\)/,
+    );
   });
 
   it('refuses overlapping tensors', async () => {
@@ -165,15 +205,39 @@ describe('openSafetensors: validation before allocation', () => {
 
   it('refuses 10^12 elements before allocating anything', async () => {
     const header = { huge: { dtype: 'F32', shape: [1_000_000, 1_000_000], data_offsets: [0, 4e12] } };
-    await expectRefused('1e12.safetensors', rawSafetensors(header, new Uint8Array(16)), /'huge': shape \[1000000, 1000000\] has 1000000000000 elements; at most 4294967295/);
+    await expectRefused(
+      '1e12.safetensors',
+      rawSafetensors(header, new Uint8Array(16)),
+      /'huge': shape \[1000000, 1000000\] has 1000000000000 elements; at most 4294967295/,
+    );
   });
 
   it('refuses an unknown dtype, a bad shape and bad offsets', async () => {
-    await expectRefused('dtype.safetensors', rawSafetensors({ w: { dtype: 'F8_E4M3', shape: [8], data_offsets: [0, 8] } }, new Uint8Array(8)), /unknown dtype "F8_E4M3" \(expected one of F32, F16/);
-    await expectRefused('shape.safetensors', rawSafetensors({ w: { dtype: 'U8', shape: [2, -1], data_offsets: [0, 0] } }, new Uint8Array(0)), /shape\[1\] must be a non-negative integer, got -1/);
-    await expectRefused('shape2.safetensors', rawSafetensors({ w: { dtype: 'U8', shape: [1.5], data_offsets: [0, 0] } }, new Uint8Array(0)), /shape\[0\] must be a non-negative integer/);
-    await expectRefused('offs.safetensors', rawSafetensors({ w: { dtype: 'U8', shape: [2], data_offsets: [2, 0] } }, new Uint8Array(2)), /0 ≤ begin ≤ end/);
-    await expectRefused('offs2.safetensors', rawSafetensors({ w: { dtype: 'U8', shape: [2], data_offsets: [0] } }, new Uint8Array(2)), /must be \[begin, end\]/);
+    await expectRefused(
+      'dtype.safetensors',
+      rawSafetensors({ w: { dtype: 'F8_E4M3', shape: [8], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      /unknown dtype "F8_E4M3" \(expected one of F32, F16/,
+    );
+    await expectRefused(
+      'shape.safetensors',
+      rawSafetensors({ w: { dtype: 'U8', shape: [2, -1], data_offsets: [0, 0] } }, new Uint8Array(0)),
+      /shape\[1\] must be a non-negative integer, got -1/,
+    );
+    await expectRefused(
+      'shape2.safetensors',
+      rawSafetensors({ w: { dtype: 'U8', shape: [1.5], data_offsets: [0, 0] } }, new Uint8Array(0)),
+      /shape\[0\] must be a non-negative integer/,
+    );
+    await expectRefused(
+      'offs.safetensors',
+      rawSafetensors({ w: { dtype: 'U8', shape: [2], data_offsets: [2, 0] } }, new Uint8Array(2)),
+      /0 ≤ begin ≤ end/,
+    );
+    await expectRefused(
+      'offs2.safetensors',
+      rawSafetensors({ w: { dtype: 'U8', shape: [2], data_offsets: [0] } }, new Uint8Array(2)),
+      /must be \[begin, end\]/,
+    );
     await expectRefused('meta.safetensors', rawSafetensors({ __metadata__: 3 }, new Uint8Array(0)), /__metadata__ must be an object/);
   });
 });
@@ -183,11 +247,17 @@ describe('openSafetensorsIndex', () => {
     const d = join(dir, sub);
     await rm(d, { recursive: true, force: true });
     await mkdir(d);
-    await writeFile(join(d, 'model-00001-of-00002.safetensors'), encodeSafetensors([
-      { key: 'a', dtype: 'F32', shape: [2], bytes: f32Bytes([1, 2]) },
-      { key: 'c', dtype: 'BF16', shape: [1], bytes: bf16Bytes([3]) },
-    ]));
-    await writeFile(join(d, 'model-00002-of-00002.safetensors'), encodeSafetensors([{ key: 'b', dtype: 'F16', shape: [2, 1], bytes: f16Bytes([4, 5]) }]));
+    await writeFile(
+      join(d, 'model-00001-of-00002.safetensors'),
+      encodeSafetensors([
+        { key: 'a', dtype: 'F32', shape: [2], bytes: f32Bytes([1, 2]) },
+        { key: 'c', dtype: 'BF16', shape: [1], bytes: bf16Bytes([3]) },
+      ]),
+    );
+    await writeFile(
+      join(d, 'model-00002-of-00002.safetensors'),
+      encodeSafetensors([{ key: 'b', dtype: 'F16', shape: [2, 1], bytes: f16Bytes([4, 5]) }]),
+    );
     await writeFile(join(d, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 14 }, weight_map: weightMap }));
     return d;
   }
@@ -209,7 +279,9 @@ describe('openSafetensorsIndex', () => {
 
   it('refuses a weight_map that names the wrong shard, escapes the directory, or is missing', async () => {
     const d = await writeShards('sharded-bad', { ...map, b: 'model-00001-of-00002.safetensors' });
-    await expect(openSafetensorsIndex(d)).rejects.toThrow(/weight_map says 'b' is in model-00001-of-00002.safetensors, but that file has no such tensor/);
+    await expect(openSafetensorsIndex(d)).rejects.toThrow(
+      /weight_map says 'b' is in model-00001-of-00002.safetensors, but that file has no such tensor/,
+    );
     const d1 = await writeShards('sharded-moved', { ...map, a: 'model-00002-of-00002.safetensors' });
     await expect(openSafetensorsIndex(d1)).rejects.toThrow(/'a' is in model-00002-of-00002.safetensors, but it is in model-00001/);
     const d2 = await writeShards('sharded-escape', { ...map, a: '../model-00001-of-00002.safetensors' });
@@ -223,10 +295,16 @@ describe('openSafetensorsIndex', () => {
 
   it('refuses a key present in two shards', async () => {
     const d = await writeShards('sharded-dup', map);
-    await writeFile(join(d, 'model-00002-of-00002.safetensors'), encodeSafetensors([{ key: 'a', dtype: 'F32', shape: [1], bytes: f32Bytes([9]) }]));
+    await writeFile(
+      join(d, 'model-00002-of-00002.safetensors'),
+      encodeSafetensors([{ key: 'a', dtype: 'F32', shape: [1], bytes: f32Bytes([9]) }]),
+    );
     await truncate(join(d, 'model-00002-of-00002.safetensors'));
     await expect(openSafetensorsIndex(d)).rejects.toThrow(/at least 8/);
-    await writeFile(join(d, 'model-00002-of-00002.safetensors'), encodeSafetensors([{ key: 'a', dtype: 'F32', shape: [1], bytes: f32Bytes([9]) }]));
+    await writeFile(
+      join(d, 'model-00002-of-00002.safetensors'),
+      encodeSafetensors([{ key: 'a', dtype: 'F32', shape: [1], bytes: f32Bytes([9]) }]),
+    );
     await expect(openSafetensorsIndex(d)).rejects.toThrow(/'a' is in two shards/);
   });
 });

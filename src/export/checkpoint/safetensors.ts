@@ -27,8 +27,7 @@ export interface SafetensorsHeader {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Validate a parsed header against a data region of `dataSize` bytes: known dtype, non-negative
@@ -94,7 +93,10 @@ async function readHeader(fh: FileHandle, path: string, fileSize: number): Promi
   const lenBytes = await readExact(fh, path, 0, 8, 'header length');
   const len64 = new DataView(lenBytes.buffer).getBigUint64(0, true);
   if (len64 > BigInt(MAX_SAFETENSORS_HEADER_BYTES)) {
-    throw new CheckpointError(path, `header length ${len64} exceeds the ${MAX_SAFETENSORS_HEADER_BYTES}-byte limit (not a safetensors file?)`);
+    throw new CheckpointError(
+      path,
+      `header length ${len64} exceeds the ${MAX_SAFETENSORS_HEADER_BYTES}-byte limit (not a safetensors file?)`,
+    );
   }
   const len = Number(len64);
   if (len > fileSize - 8) {

@@ -93,7 +93,10 @@ export async function openShardedIndex(indexPath: string, openPart: (path: strin
     for (const [key, file] of weightMap) {
       const part = owner.get(key);
       if (!part || files[parts.indexOf(part)] !== file) {
-        throw new CheckpointError(indexPath, `weight_map says '${key}' is in ${file}, but ${part ? `it is in ${files[parts.indexOf(part)]}` : 'that file has no such tensor'}`);
+        throw new CheckpointError(
+          indexPath,
+          `weight_map says '${key}' is in ${file}, but ${part ? `it is in ${files[parts.indexOf(part)]}` : 'that file has no such tensor'}`,
+        );
       }
     }
     return new ShardedStore(parts[0]?.kind ?? 'sharded', indexPath, owner, parts);

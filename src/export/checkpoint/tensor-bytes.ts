@@ -61,13 +61,7 @@ export function elementCount(shape: readonly unknown[], path: string, what: stri
 }
 
 /** Fill `target` from `position`; a short file is a CheckpointError naming `what`. */
-async function readInto(
-  fh: FileHandle,
-  path: string,
-  target: Uint8Array,
-  position: number,
-  what: string,
-): Promise<void> {
+async function readInto(fh: FileHandle, path: string, target: Uint8Array, position: number, what: string): Promise<void> {
   let done = 0;
   while (done < target.length) {
     const len = Math.min(target.length - done, READ_CHUNK_BYTES);
@@ -82,13 +76,7 @@ async function readInto(
   }
 }
 
-export async function readExact(
-  fh: FileHandle,
-  path: string,
-  position: number,
-  length: number,
-  what: string,
-): Promise<Uint8Array> {
+export async function readExact(fh: FileHandle, path: string, position: number, length: number, what: string): Promise<Uint8Array> {
   const buf = new Uint8Array(length);
   await readInto(fh, path, buf, position, what);
   return buf;

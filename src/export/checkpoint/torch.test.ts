@@ -8,7 +8,12 @@ import { openTorchCheckpoint } from './torch.js';
 import { openSafetensors } from './safetensors.js';
 import { CheckpointError, type TensorStore } from './types.js';
 import { bf16Bytes, f16Bytes, f32Bytes, f64Bytes, seededFloats } from '../../../test/helpers/checkpoint-bytes.js';
-import { PickleWriter, torchStateDictPickle, writeTorchCheckpoint, type TorchCheckpointSpec } from '../../../test/helpers/torch-checkpoint.js';
+import {
+  PickleWriter,
+  torchStateDictPickle,
+  writeTorchCheckpoint,
+  type TorchCheckpointSpec,
+} from '../../../test/helpers/torch-checkpoint.js';
 import { ZipReader } from './zip.js';
 
 let dir: string;
@@ -141,7 +146,9 @@ describe('openTorchCheckpoint', () => {
 
   it('refuses forbidden globals and unknown opcodes in data.pkl, naming them and the file', async () => {
     const evil = new PickleWriter().raw(0x80, 2).global('builtins', 'eval').str('1+1').raw(0x85, 0x52).done();
-    expect(await refusal(await write({ ...basic, pickle: evil }))).toMatch(/archive\/data\.pkl: pickle global 'builtins\.eval' is not allowed/);
+    expect(await refusal(await write({ ...basic, pickle: evil }))).toMatch(
+      /archive\/data\.pkl: pickle global 'builtins\.eval' is not allowed/,
+    );
     const os = new PickleWriter().raw(0x80, 2).global('os', 'system').done();
     expect(await refusal(await write({ ...basic, pickle: os }))).toMatch(/global 'os\.system' is not allowed/);
     const good = torchStateDictPickle(basic.tensors);
@@ -153,11 +160,15 @@ describe('openTorchCheckpoint', () => {
     const odd = [{ ...basic.tensors[0]!, storageType: 'ComplexFloatStorage' }];
     expect(await refusal(await write({ ...basic, tensors: odd }))).toMatch(/global 'torch\.ComplexFloatStorage' is not allowed/);
     const past = [{ key: 'w', storage: '0', numel: 12, offset: 4, size: [4, 3] }];
-    expect(await refusal(await write({ ...basic, tensors: past }))).toMatch(/tensor 'w': view \(offset 4, size \[4, 3\], stride \[3, 1\]\) reaches element 15 of storage 0, which has 12/);
+    expect(await refusal(await write({ ...basic, tensors: past }))).toMatch(
+      /tensor 'w': view \(offset 4, size \[4, 3\], stride \[3, 1\]\) reaches element 15 of storage 0, which has 12/,
+    );
     const missing = [{ key: 'w', storage: '9', numel: 3, size: [3] }];
     expect(await refusal(await write({ ...basic, tensors: missing }))).toMatch(/storage entry archive\/data\/9 is missing/);
     const short = [{ key: 'w', storage: '1', numel: 3, size: [3] }]; // storage 1 holds 3 halves = 6 bytes
-    expect(await refusal(await write({ ...basic, tensors: short }))).toMatch(/storage archive\/data\/1 has 6 bytes, expected 12 \(F32 × 3\)/);
+    expect(await refusal(await write({ ...basic, tensors: short }))).toMatch(
+      /storage archive\/data\/1 has 6 bytes, expected 12 \(F32 × 3\)/,
+    );
     const twoTypes = [basic.tensors[0]!, { key: 'x', storage: '0', storageType: 'HalfStorage', numel: 12, size: [12] }];
     expect(await refusal(await write({ ...basic, tensors: twoTypes }))).toMatch(/'0' is seen as F32×12 and as F16×12/);
   });
@@ -189,62 +200,86 @@ describe('openTorchCheckpoint', () => {
 
 describe('fixture: the same weights in both formats', () => {
   const root = '/work/shared/fixtures';
-  const present = existsSync(`${root}/hf-tiny-untied/mamba_ssm/pytorch_model.bin`) && existsSync(`${root}/hf-tiny-untied/hf/model.safetensors`);
+  const present =
+    existsSync(`${root}/hf-tiny-untied/mamba_ssm/pytorch_model.bin`) && existsSync(`${root}/hf-tiny-untied/hf/model.safetensors`);
   if (!present) console.warn(`skipping fixture comparison: ${root}/hf-tiny-untied not found`);
 
-  it.skipIf(!present).each(['hf-tiny-untied', 'hf-small-g2'])('%s: every tensor of pytorch_model.bin equals model.safetensors', async (name) => {
-    const torchPath = `${root}/${name}/mamba_ssm/pytorch_model.bin`;
-    if (!existsSync(torchPath)) return;
-    const t = await openTorchCheckpoint(torchPath);
-    const h = await openSafetensors(`${root}/${name}/hf/model.safetensors`);
-    try {
-      const rename = (k: string): string => k.replace(/^backbone\.embedding\.weight$/, 'backbone.embeddings.weight');
-      const hfKeys = new Set(h.keys());
-      const tied = !hfKeys.has('lm_head.weight');
-      const torchKeys = t.keys().filter((k) => !(tied && k === 'lm_head.weight'));
-      expect(torchKeys.map(rename).sort()).toEqual([...hfKeys].sort());
-      for (const k of torchKeys) {
-        expect(t.info(k)?.shape, k).toEqual(h.info(rename(k))?.shape);
-        expect(await t.readFloat32(k), k).toEqual(await h.readFloat32(rename(k)));
-      }
-      if (tied) expect(await t.readFloat32('lm_head.weight')).toEqual(await h.readFloat32('backbone.embeddings.weight'));
-    } finally {
-      await t.close();
-      await h.close();
-    }
-  });
-
-  it.skipIf(!present)('torch-checkpoint.ts writes what torch.save wrote for hf-tiny-untied (same data.pkl bytes and zip layout)', async () => {
-    const h = await openSafetensors(`${root}/hf-tiny-untied/hf/model.safetensors`);
-    const mixer = ['norm.weight', 'mixer.dt_bias', 'mixer.A_log', 'mixer.D', 'mixer.conv1d.weight', 'mixer.conv1d.bias',
-      'mixer.in_proj.weight', 'mixer.norm.weight', 'mixer.out_proj.weight'];
-    const order = ['backbone.embedding.weight', ...[0, 1].flatMap((i) => mixer.map((m) => `backbone.layers.${i}.${m}`)),
-      'backbone.norm_f.weight', 'lm_head.weight'];
-    const storages: Record<string, Uint8Array> = {};
-    const tensors = [];
-    for (const [i, key] of order.entries()) {
-      const hk = key.replace('embedding.', 'embeddings.');
-      const shape = h.info(hk)!.shape;
-      tensors.push({ key, storage: String(i), numel: shape.reduce((a, b) => a * b, 1), size: shape });
-      storages[String(i)] = new Uint8Array((await h.readFloat32(hk)).buffer);
-    }
-    await h.close();
-    const mine = join(dir, 'pytorch_model.bin');
-    await writeTorchCheckpoint(mine, { archive: 'pytorch_model', tensors, storages });
-    const layout = async (p: string): Promise<{ pkl: Uint8Array; entries: [string, number, number][] }> => {
-      const fh = await open(p, 'r');
+  it.skipIf(!present).each(['hf-tiny-untied', 'hf-small-g2'])(
+    '%s: every tensor of pytorch_model.bin equals model.safetensors',
+    async (name) => {
+      const torchPath = `${root}/${name}/mamba_ssm/pytorch_model.bin`;
+      if (!existsSync(torchPath)) return;
+      const t = await openTorchCheckpoint(torchPath);
+      const h = await openSafetensors(`${root}/${name}/hf/model.safetensors`);
       try {
-        const zip = await ZipReader.open(fh, p, (await fh.stat()).size);
-        const pkl = await zip.readEntry(zip.entries.get('pytorch_model/data.pkl')!, 1 << 20);
-        const entries = await Promise.all([...zip.entries.values()].map(async (e): Promise<[string, number, number]> => [e.name, await zip.dataOffset(e), e.uncompressedSize]));
-        return { pkl, entries };
+        const rename = (k: string): string => k.replace(/^backbone\.embedding\.weight$/, 'backbone.embeddings.weight');
+        const hfKeys = new Set(h.keys());
+        const tied = !hfKeys.has('lm_head.weight');
+        const torchKeys = t.keys().filter((k) => !(tied && k === 'lm_head.weight'));
+        expect(torchKeys.map(rename).sort()).toEqual([...hfKeys].sort());
+        for (const k of torchKeys) {
+          expect(t.info(k)?.shape, k).toEqual(h.info(rename(k))?.shape);
+          expect(await t.readFloat32(k), k).toEqual(await h.readFloat32(rename(k)));
+        }
+        if (tied) expect(await t.readFloat32('lm_head.weight')).toEqual(await h.readFloat32('backbone.embeddings.weight'));
       } finally {
-        await fh.close();
+        await t.close();
+        await h.close();
       }
-    };
-    const want = await layout(`${root}/hf-tiny-untied/mamba_ssm/pytorch_model.bin`);
-    const got = await layout(mine);
-    expect(Buffer.from(got.pkl).equals(Buffer.from(want.pkl))).toBe(true);
-    expect(got.entries).toEqual(want.entries);
-  });
+    },
+  );
+
+  it.skipIf(!present)(
+    'torch-checkpoint.ts writes what torch.save wrote for hf-tiny-untied (same data.pkl bytes and zip layout)',
+    async () => {
+      const h = await openSafetensors(`${root}/hf-tiny-untied/hf/model.safetensors`);
+      const mixer = [
+        'norm.weight',
+        'mixer.dt_bias',
+        'mixer.A_log',
+        'mixer.D',
+        'mixer.conv1d.weight',
+        'mixer.conv1d.bias',
+        'mixer.in_proj.weight',
+        'mixer.norm.weight',
+        'mixer.out_proj.weight',
+      ];
+      const order = [
+        'backbone.embedding.weight',
+        ...[0, 1].flatMap((i) => mixer.map((m) => `backbone.layers.${i}.${m}`)),
+        'backbone.norm_f.weight',
+        'lm_head.weight',
+      ];
+      const storages: Record<string, Uint8Array> = {};
+      const tensors = [];
+      for (const [i, key] of order.entries()) {
+        const hk = key.replace('embedding.', 'embeddings.');
+        const shape = h.info(hk)!.shape;
+        tensors.push({ key, storage: String(i), numel: shape.reduce((a, b) => a * b, 1), size: shape });
+        storages[String(i)] = new Uint8Array((await h.readFloat32(hk)).buffer);
+      }
+      await h.close();
+      const mine = join(dir, 'pytorch_model.bin');
+      await writeTorchCheckpoint(mine, { archive: 'pytorch_model', tensors, storages });
+      const layout = async (p: string): Promise<{ pkl: Uint8Array; entries: [string, number, number][] }> => {
+        const fh = await open(p, 'r');
+        try {
+          const zip = await ZipReader.open(fh, p, (await fh.stat()).size);
+          const pkl = await zip.readEntry(zip.entries.get('pytorch_model/data.pkl')!, 1 << 20);
+          const entries = await Promise.all(
+            [...zip.entries.values()].map(
+              async (e): Promise<[string, number, number]> => [e.name, await zip.dataOffset(e), e.uncompressedSize],
+            ),
+          );
+          return { pkl, entries };
+        } finally {
+          await fh.close();
+        }
+      };
+      const want = await layout(`${root}/hf-tiny-untied/mamba_ssm/pytorch_model.bin`);
+      const got = await layout(mine);
+      expect(Buffer.from(got.pkl).equals(Buffer.from(want.pkl))).toBe(true);
+      expect(got.entries).toEqual(want.entries);
+    },
+  );
 });

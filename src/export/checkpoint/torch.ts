@@ -91,10 +91,13 @@ function rebuildParameter(args: readonly PickleValue[]): PickleValue {
 
 function torchGlobals(): Map<string, GlobalCall | undefined> {
   const g = new Map<string, GlobalCall | undefined>([
-    ['collections.OrderedDict', (args) => {
-      if (args.length !== 0) throw new Error(`expected no arguments, got ${args.length}`);
-      return new PyDict();
-    }],
+    [
+      'collections.OrderedDict',
+      (args) => {
+        if (args.length !== 0) throw new Error(`expected no arguments, got ${args.length}`);
+        return new PyDict();
+      },
+    ],
     ['torch._utils._rebuild_tensor', (args) => rebuildTensor(args, 4, 4)],
     ['torch._utils._rebuild_tensor_v2', (args) => rebuildTensor(args, 6, 7)],
     ['torch._utils._rebuild_parameter', rebuildParameter],
@@ -230,15 +233,22 @@ function resolveTensors(path: string, root: PickleValue, zip: ZipReader, prefix:
       );
     }
     const span = count > 0 ? last - offset + 1 : 0;
-    if (span > MAX_TENSOR_ELEMENTS) throw new CheckpointError(path, `${what}: strided view spans ${span} elements, at most ${MAX_TENSOR_ELEMENTS} are supported`);
+    if (span > MAX_TENSOR_ELEMENTS)
+      throw new CheckpointError(path, `${what}: strided view spans ${span} elements, at most ${MAX_TENSOR_ELEMENTS} are supported`);
     const entry = zip.entries.get(`${prefix}data/${s.key}`);
     if (!entry) throw new CheckpointError(path, `${what}: storage entry ${prefix}data/${s.key} is missing from the archive`);
     if (entry.method !== METHOD_STORED) {
-      throw new CheckpointError(path, `${what}: storage ${entry.name} is compressed (method ${entry.method}); only stored entries can be read in place`);
+      throw new CheckpointError(
+        path,
+        `${what}: storage ${entry.name} is compressed (method ${entry.method}); only stored entries can be read in place`,
+      );
     }
     const bytes = s.numel * DTYPE_BYTES[s.dtype];
     if (entry.uncompressedSize < bytes) {
-      throw new CheckpointError(path, `${what}: storage ${entry.name} has ${entry.uncompressedSize} bytes, expected ${bytes} (${s.dtype} × ${s.numel})`);
+      throw new CheckpointError(
+        path,
+        `${what}: storage ${entry.name} has ${entry.uncompressedSize} bytes, expected ${bytes} (${s.dtype} × ${s.numel})`,
+      );
     }
     tensors.set(key, { view: v, entry, count, span });
   }

@@ -80,7 +80,8 @@ export class ZipReader {
     const loc = eocd - LOCATOR_SIZE;
     if (loc >= 0 && tv.getUint32(loc, true) === SIG_ZIP64_LOCATOR) {
       const z64At = u64(tv, loc + 8, path, 'zip64 end record offset');
-      if (z64At + ZIP64_EOCD_SIZE > tailStart + loc) throw new CheckpointError(path, `zip: zip64 end record offset ${z64At} is out of range`);
+      if (z64At + ZIP64_EOCD_SIZE > tailStart + loc)
+        throw new CheckpointError(path, `zip: zip64 end record offset ${z64At} is out of range`);
       const z = view(await readExact(fh, path, z64At, ZIP64_EOCD_SIZE, 'zip64 end record'));
       if (z.getUint32(0, true) !== SIG_ZIP64_EOCD) throw new CheckpointError(path, `zip: no zip64 end record at offset ${z64At}`);
       count = u64(z, 32, path, 'entry count');
@@ -92,7 +93,10 @@ export class ZipReader {
       throw new CheckpointError(path, `zip: central directory of ${cdSize} bytes exceeds the ${MAX_CENTRAL_DIRECTORY_BYTES}-byte limit`);
     }
     if (cdOffset + cdSize > cdLimit) {
-      throw new CheckpointError(path, `zip: central directory [${cdOffset}, ${cdOffset + cdSize}) runs past its end record at ${cdLimit} (truncated?)`);
+      throw new CheckpointError(
+        path,
+        `zip: central directory [${cdOffset}, ${cdOffset + cdSize}) runs past its end record at ${cdLimit} (truncated?)`,
+      );
     }
     if (count * CENTRAL_SIZE > cdSize) {
       throw new CheckpointError(path, `zip: ${count} entries cannot fit a ${cdSize}-byte central directory`);
@@ -106,7 +110,8 @@ export class ZipReader {
     const cached = this.dataStarts.get(entry.name);
     if (cached !== undefined) return cached;
     const at = entry.localHeaderOffset;
-    if (at + LOCAL_SIZE > this.dataLimit) throw new CheckpointError(this.path, `zip: local header of ${entry.name} at ${at} is out of range`);
+    if (at + LOCAL_SIZE > this.dataLimit)
+      throw new CheckpointError(this.path, `zip: local header of ${entry.name} at ${at} is out of range`);
     const h = view(await readExact(this.fh, this.path, at, LOCAL_SIZE, `zip local header of ${entry.name}`));
     if (h.getUint32(0, true) !== SIG_LOCAL) throw new CheckpointError(this.path, `zip: no local header for ${entry.name} at offset ${at}`);
     const start = at + LOCAL_SIZE + h.getUint16(26, true) + h.getUint16(28, true);
@@ -144,7 +149,10 @@ export class ZipReader {
     }
     const crc = crc32(data) >>> 0;
     if (crc !== entry.crc32) {
-      throw new CheckpointError(this.path, `zip: CRC-32 of ${entry.name} is ${hex(crc)}, the directory says ${hex(entry.crc32)} (corrupt file)`);
+      throw new CheckpointError(
+        this.path,
+        `zip: CRC-32 of ${entry.name} is ${hex(crc)}, the directory says ${hex(entry.crc32)} (corrupt file)`,
+      );
     }
     return data;
   }

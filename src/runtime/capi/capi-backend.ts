@@ -41,14 +41,16 @@ export interface CapiBackendOptions extends CapiEpOptions {
 export type CapiSessionOptions = SessionCreateOptions & CapiEpOptions;
 
 /** EP failures that mean "not available here", as opposed to a model the EP cannot run. */
-const UNAVAILABLE = /adapter|Failed to load (shared )?library|providers_(cuda|shared)|not enabled in this build|libcu|CUDA driver|cudaGetDeviceCount|cudaErrorNoDevice/i;
+const UNAVAILABLE =
+  /adapter|Failed to load (shared )?library|providers_(cuda|shared)|not enabled in this build|libcu|CUDA driver|cudaGetDeviceCount|cudaErrorNoDevice/i;
 
 /** One line saying why an EP failed here, naming the API call. */
 export function summarizeCapiError(e: unknown, ep: EpName): string {
   const raw = e instanceof Error ? e.message : String(e);
   const call = e instanceof OrtCallError ? `${e.call}: ` : '';
   const lib = /Failed to load (?:shared )?library\s+(\S+?)(?: with error: (?:\/\S+: )?([^\n]*))?$/m.exec(raw);
-  if (lib) return `${call}the ${ep.toUpperCase()} provider library ${basename(lib[1]!)} could not be loaded${lib[2] ? ` (${lib[2].trim()})` : ''}`;
+  if (lib)
+    return `${call}the ${ep.toUpperCase()} provider library ${basename(lib[1]!)} could not be loaded${lib[2] ? ` (${lib[2].trim()})` : ''}`;
   return `${call}${summarizeOrtError(raw.replace(/^\w+: ORT_\w+: /, ''))}`;
 }
 
@@ -110,7 +112,9 @@ export class CapiBackend implements Backend {
       } catch (e) {
         const reason = summarizeCapiError(e, ep);
         const raw = e instanceof Error ? e.message : String(e);
-        lastError = UNAVAILABLE.test(raw) ? new EpUnavailableError(ep, reason, tried.slice()) : new SessionCreateError(ep, what, reason, tried.slice());
+        lastError = UNAVAILABLE.test(raw)
+          ? new EpUnavailableError(ep, reason, tried.slice())
+          : new SessionCreateError(ep, what, reason, tried.slice());
         tried.push({ ep, reason });
       }
     }
@@ -124,7 +128,8 @@ export class CapiBackend implements Backend {
   /** Host data of `t`: its array for host tensors, a device → host copy otherwise (never disposes `t`). */
   async download(t: RtTensor): Promise<TensorData> {
     if (t.location === 'cpu') return t.data as TensorData;
-    if (!(t instanceof CapiTensor) || t.lib !== this.lib) throw new TypeError(`download: expected a device tensor of this C-API backend, got ${String(t)}`);
+    if (!(t instanceof CapiTensor) || t.lib !== this.lib)
+      throw new TypeError(`download: expected a device tensor of this C-API backend, got ${String(t)}`);
     if (t.disposed) throw new Error('download: the tensor was disposed');
     if (this.lib.has('CopyTensors') && this.copyTensorsFailure === undefined) {
       try {

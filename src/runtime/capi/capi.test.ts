@@ -27,15 +27,23 @@ const tiny = join(root, 'tiny');
 const tinyExt = join(root, 'tiny-ext');
 const hybrid = join(root, 'hybrid');
 const hybridPreset = join(root, 'hybrid.json');
-writeFileSync(hybridPreset, JSON.stringify({
-  source: 'none (random weights)',
-  format: 'mamba_ssm',
-  config: {
-    d_model: 32, n_layer: 3, d_intermediate: 64, vocab_size: 64, pad_vocab_size_multiple: 16,
-    ssm_cfg: { layer: 'Mamba2', d_state: 8, headdim: 16, chunk_size: 8 },
-    attn_layer_idx: [1], attn_cfg: { causal: true, num_heads: 4, num_heads_kv: 2, rotary_emb_dim: 4, d_conv: 4 },
-  },
-}));
+writeFileSync(
+  hybridPreset,
+  JSON.stringify({
+    source: 'none (random weights)',
+    format: 'mamba_ssm',
+    config: {
+      d_model: 32,
+      n_layer: 3,
+      d_intermediate: 64,
+      vocab_size: 64,
+      pad_vocab_size_multiple: 16,
+      ssm_cfg: { layer: 'Mamba2', d_state: 8, headdim: 16, chunk_size: 8 },
+      attn_layer_idx: [1],
+      attn_cfg: { causal: true, num_heads: 4, num_heads_kv: 2, rotary_emb_dim: 4, d_conv: 4 },
+    },
+  }),
+);
 await exportModel({ preset: 'tiny', randomWeights: true, seed: 1 }, { outDir: tiny });
 await exportModel({ preset: 'tiny', randomWeights: true, seed: 1 }, { outDir: tinyExt, externalData: 'always' });
 await exportModel({ preset: hybridPreset, randomWeights: true, seed: 11 }, { outDir: hybrid });
@@ -120,7 +128,10 @@ describe.each([
     expect(a.outputIds).toEqual(b.outputIds);
     const s = { maxNewTokens: 12, temperature: 0.8, topK: 20, seed: 7 };
     expect((await capi.generate([4, 5], s)).outputIds).toEqual((await node.generate([4, 5], s)).outputIds);
-    const [ba, bb] = [await capi.generateBatch([ids(5, 1, V), ids(8, 2, V)], opts), await node.generateBatch([ids(5, 1, V), ids(8, 2, V)], opts)];
+    const [ba, bb] = [
+      await capi.generateBatch([ids(5, 1, V), ids(8, 2, V)], opts),
+      await node.generateBatch([ids(5, 1, V), ids(8, 2, V)], opts),
+    ];
     expect(ba.map((r) => r.outputIds)).toEqual(bb.map((r) => r.outputIds));
   });
 });
@@ -138,7 +149,13 @@ describe('C-API backend: sessions, tensors, options', () => {
   it('a session from bytes, lean memory and one thread gives the same logits as from the path', async () => {
     const meta = JSON.parse(readFileSync(join(tiny, 'mamba2-onnx.json'), 'utf8'));
     const a = await Mamba2Model.load(tiny, { backend });
-    const b = await Mamba2Model.create({ model: readFileSync(join(tiny, 'model.onnx')), meta, backend, memory: 'lean', intraOpNumThreads: 1 });
+    const b = await Mamba2Model.create({
+      model: readFileSync(join(tiny, 'model.onnx')),
+      meta,
+      backend,
+      memory: 'lean',
+      intraOpNumThreads: 1,
+    });
     const [ra, rb] = [await a.forward([[1, 2, 3, 4]]), await b.forward([[1, 2, 3, 4]])];
     expect(maxDiff(ra.logits.data, rb.logits.data)).toBeLessThanOrEqual(1e-5);
     await a.release();
@@ -237,7 +254,9 @@ describe('C-API backend: sessions, tensors, options', () => {
 describe('C-API backend: loading the library', () => {
   it('a bad library path is one clear line; so is a library that is not ONNX Runtime', () => {
     expect(() => new CapiBackend({ libraryPath: join(root, 'nope.so') })).toThrow(CapiUnavailableError);
-    expect(() => new CapiBackend({ libraryPath: join(root, 'nope.so') })).toThrow(/^no ONNX Runtime library at .*nope\.so \(from libraryPath\)$/);
+    expect(() => new CapiBackend({ libraryPath: join(root, 'nope.so') })).toThrow(
+      /^no ONNX Runtime library at .*nope\.so \(from libraryPath\)$/,
+    );
     const notOrt = join(root, 'fake.so');
     writeFileSync(notOrt, 'not an ELF file');
     expect(() => loadOrt({ libraryPath: notOrt })).toThrow(/^could not load the ONNX Runtime library .*fake\.so/);
@@ -259,6 +278,8 @@ describe('C-API backend: loading the library', () => {
     expect(fb.backend.name).toBe('onnxruntime-node');
     expect(fb.fallbackReason).toMatch(/^the C-API backend is unavailable \(no ONNX Runtime library at .*nope\.so/);
     expect((await preferredBackend('node')).backend.name).toBe('onnxruntime-node');
-    await expect(Mamba2Model.load(tiny, { backend: 'bogus' as never })).rejects.toThrow(/opts\.backend: unknown backend the string "bogus"/);
+    await expect(Mamba2Model.load(tiny, { backend: 'bogus' as never })).rejects.toThrow(
+      /opts\.backend: unknown backend the string "bogus"/,
+    );
   });
 });

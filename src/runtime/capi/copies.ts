@@ -71,7 +71,9 @@ export class Copier {
   /** Copy `src` into the preallocated `dst` (same type and dims; either may be host or device) on `on`. */
   async into(dst: CapiTensor, src: CapiTensor, on: TensorOrigin): Promise<void> {
     if (dst.type !== src.type || dst.dims.join() !== src.dims.join()) {
-      throw new RangeError(`copy: expected the same type and dims, got ${src.type} [${src.dims.join(', ')}] → ${dst.type} [${dst.dims.join(', ')}]`);
+      throw new RangeError(
+        `copy: expected the same type and dims, got ${src.type} [${src.dims.join(', ')}] → ${dst.type} [${dst.dims.join(', ')}]`,
+      );
     }
     await (await this.session(on, src.type)).runBound({ [X]: src }, { [Y]: dst });
   }
@@ -89,7 +91,14 @@ export class Copier {
     if (!s) {
       const ep: EpName = on.ep;
       const epOptions: CapiEpOptions = on.epOptions.deviceId !== undefined ? { deviceId: on.epOptions.deviceId } : {}; // no graph capture
-      s = CapiSession.open(this.lib, identityModelBytes(type as DType), { ep, fallbacks: [], epOptions, deviceOutputs: [], logSeverityLevel: 3, downloader: this.downloader });
+      s = CapiSession.open(this.lib, identityModelBytes(type as DType), {
+        ep,
+        fallbacks: [],
+        epOptions,
+        deviceOutputs: [],
+        logSeverityLevel: 3,
+        downloader: this.downloader,
+      });
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }

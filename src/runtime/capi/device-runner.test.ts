@@ -79,8 +79,15 @@ describe.each([false, true])('DeviceDecodeRunner on the CPU EP (ORT Identity cop
     await runner.begin(undefined, 2);
     const zero = ref.zeroState(2);
     let state = zero;
-    for (const ids of [[3, 4], [5, 6], [7, 8]]) {
-      const want = await ref.forward(ids.map((i) => [i]), state);
+    for (const ids of [
+      [3, 4],
+      [5, 6],
+      [7, 8],
+    ]) {
+      const want = await ref.forward(
+        ids.map((i) => [i]),
+        state,
+      );
       state.dispose();
       state = want.state;
       const got = await runner.step(ids);
@@ -98,17 +105,27 @@ describe.each([false, true])('DeviceDecodeRunner on the CPU EP (ORT Identity cop
 
 describe('DeviceDecodeRunner: what it refuses', () => {
   it('graph capture needs a step-only export; hybrids (growing KV caches) cannot use fixed buffers', async () => {
-    await expect(DeviceDecodeRunner.load(full, { graphCapture: true })).rejects.toThrow(/graph capture needs a step-only graph \(export with --paths step\)/);
+    await expect(DeviceDecodeRunner.load(full, { graphCapture: true })).rejects.toThrow(
+      /graph capture needs a step-only graph \(export with --paths step\)/,
+    );
     const preset = join(root, 'hybrid.json');
-    writeFileSync(preset, JSON.stringify({
-      source: 'none (random weights)',
-      format: 'mamba_ssm',
-      config: {
-        d_model: 32, n_layer: 2, d_intermediate: 0, vocab_size: 64, pad_vocab_size_multiple: 16,
-        ssm_cfg: { layer: 'Mamba2', d_state: 8, headdim: 16, chunk_size: 8 },
-        attn_layer_idx: [1], attn_cfg: { causal: true, num_heads: 4, num_heads_kv: 2, rotary_emb_dim: 4 },
-      },
-    }));
+    writeFileSync(
+      preset,
+      JSON.stringify({
+        source: 'none (random weights)',
+        format: 'mamba_ssm',
+        config: {
+          d_model: 32,
+          n_layer: 2,
+          d_intermediate: 0,
+          vocab_size: 64,
+          pad_vocab_size_multiple: 16,
+          ssm_cfg: { layer: 'Mamba2', d_state: 8, headdim: 16, chunk_size: 8 },
+          attn_layer_idx: [1],
+          attn_cfg: { causal: true, num_heads: 4, num_heads_kv: 2, rotary_emb_dim: 4 },
+        },
+      }),
+    );
     const hybrid = join(root, 'hybrid');
     await exportModel({ preset, randomWeights: true, seed: 2 }, { outDir: hybrid, paths: 'step' });
     await expect(DeviceDecodeRunner.load(hybrid)).rejects.toThrow(/KV caches \(a hybrid\)/);

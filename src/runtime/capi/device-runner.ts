@@ -83,7 +83,10 @@ export class DeviceDecodeRunner {
       if (typeof rt === 'string') this.copyNote = rt;
       else this.cuda = rt;
     }
-    if (hasGrowingState(this.specs)) throw new Error('DeviceDecodeRunner: this model keeps KV caches (a hybrid), whose state grows every step; fixed device buffers cannot hold it');
+    if (hasGrowingState(this.specs))
+      throw new Error(
+        'DeviceDecodeRunner: this model keeps KV caches (a hybrid), whose state grows every step; fixed device buffers cannot hold it',
+      );
   }
 
   /** Open an exported model directory (a `--paths step` export for graph capture). */
@@ -96,7 +99,9 @@ export class DeviceDecodeRunner {
     const backend = opts.backend ?? capiBackend();
     const capture = opts.graphCapture === true;
     if (capture && meta.singleStep !== 'only') {
-      throw new Error(`DeviceDecodeRunner: graph capture needs a step-only graph (export with --paths step); this one has singleStep '${meta.singleStep}'`);
+      throw new Error(
+        `DeviceDecodeRunner: graph capture needs a step-only graph (export with --paths step); this one has singleStep '${meta.singleStep}'`,
+      );
     }
     const session = await backend.openSession(model, {
       eps: parseEpList(opts.ep ?? 'cpu', 'opts.ep'),
@@ -150,7 +155,13 @@ export class DeviceDecodeRunner {
     for (const [i, spec] of this.specs.entries()) {
       const dst = slot.sets[0][i]!;
       let src: CapiTensor;
-      if (state === undefined) src = CapiTensor.host(this.backend.lib, spec.type, new ELEMENT_TYPES[spec.type]!.array(elements(dst.dims)) as unknown as TensorData, dst.dims);
+      if (state === undefined)
+        src = CapiTensor.host(
+          this.backend.lib,
+          spec.type,
+          new ELEMENT_TYPES[spec.type]!.array(elements(dst.dims)) as unknown as TensorData,
+          dst.dims,
+        );
       else src = await this.source(state, i, spec, dst.dims);
       try {
         await this.copy(dst, src);
@@ -165,7 +176,8 @@ export class DeviceDecodeRunner {
     this.check();
     const slot = this.current;
     if (!slot) throw new Error('step: call begin() first');
-    if (!Array.isArray(ids) || ids.length !== slot.batch) throw new RangeError(`step: expected ${slot.batch} token ids (one per row), got ${describe(ids)}`);
+    if (!Array.isArray(ids) || ids.length !== slot.batch)
+      throw new RangeError(`step: expected ${slot.batch} token ids (one per row), got ${describe(ids)}`);
     const V = this.meta.config.vocabSize;
     const host = slot.idsHost.data as BigInt64Array;
     ids.forEach((id, b) => {
@@ -187,7 +199,10 @@ export class DeviceDecodeRunner {
       this.cuda.download(slot.logitsHost, this.devicePointer(slot.logits));
       return new Logits(slot.logitsHost.slice(), [slot.batch, 1, V]);
     }
-    const data = slot.logits.location === 'cpu' && !this.ortCopies ? (slot.logits.data as Float32Array).slice() : ((await this.backend.copyToHost(slot.logits, 'identity', this.origin)) as Float32Array);
+    const data =
+      slot.logits.location === 'cpu' && !this.ortCopies
+        ? (slot.logits.data as Float32Array).slice()
+        : ((await this.backend.copyToHost(slot.logits, 'identity', this.origin)) as Float32Array);
     return new Logits(data, [slot.batch, 1, V]);
   }
 
@@ -198,7 +213,10 @@ export class DeviceDecodeRunner {
     if (!slot) throw new Error('snapshot: call begin() first');
     const tensors = await Promise.all(
       slot.sets[slot.parity].map(async (t) => {
-        const data = t.location === 'cpu' && !this.ortCopies ? (t.data as Float32Array | Uint16Array).slice() : await this.backend.copyToHost(t, 'identity', this.origin);
+        const data =
+          t.location === 'cpu' && !this.ortCopies
+            ? (t.data as Float32Array | Uint16Array).slice()
+            : await this.backend.copyToHost(t, 'identity', this.origin);
         return CapiTensor.host(this.backend.lib, t.type, data, t.dims);
       }),
     );
@@ -226,11 +244,21 @@ export class DeviceDecodeRunner {
     const lib = this.backend.lib;
     const onDevice = this.session.ep !== 'cpu';
     const make = (type: string, dims: number[]): CapiTensor =>
-      onDevice ? this.session.allocateDevice(type, dims) : CapiTensor.host(lib, type, new ELEMENT_TYPES[type]!.array(elements(dims)) as unknown as TensorData, dims);
+      onDevice
+        ? this.session.allocateDevice(type, dims)
+        : CapiTensor.host(lib, type, new ELEMENT_TYPES[type]!.array(elements(dims)) as unknown as TensorData, dims);
     const idsHost = CapiTensor.host(lib, 'int64', new BigInt64Array(B), [B, 1]);
     const set = (): CapiTensor[] => this.specs.map((s) => make(s.type, [B, ...s.dims]));
     const V = this.meta.config.vocabSize;
-    slot = { batch: B, idsHost, ids: onDevice || this.ortCopies ? make('int64', [B, 1]) : idsHost, logits: make('float32', [B, 1, V]), logitsHost: new Float32Array(this.cuda ? B * V : 0), sets: [set(), set()], parity: 0 };
+    slot = {
+      batch: B,
+      idsHost,
+      ids: onDevice || this.ortCopies ? make('int64', [B, 1]) : idsHost,
+      logits: make('float32', [B, 1, V]),
+      logitsHost: new Float32Array(this.cuda ? B * V : 0),
+      sets: [set(), set()],
+      parity: 0,
+    };
     this.slots.set(B, slot);
     return slot;
   }
@@ -247,8 +275,12 @@ export class DeviceDecodeRunner {
       return CapiTensor.host(this.backend.lib, spec.type, (await t.getData()) as TensorData, dims);
     }
     const t = state.tensors[i];
-    if (!t || t.name !== spec.input || t.dims.join() !== dims.join()) throw new RangeError(`begin: host state tensor ${i} expected '${spec.input}' [${dims.join(', ')}], got ${t ? `'${t.name}' [${t.dims.join(', ')}]` : 'none'}`);
-    if (spec.type !== 'float32') throw new TypeError(`begin: host states are float32; this model's '${spec.input}' is ${spec.type} (pass a Mamba2State)`);
+    if (!t || t.name !== spec.input || t.dims.join() !== dims.join())
+      throw new RangeError(
+        `begin: host state tensor ${i} expected '${spec.input}' [${dims.join(', ')}], got ${t ? `'${t.name}' [${t.dims.join(', ')}]` : 'none'}`,
+      );
+    if (spec.type !== 'float32')
+      throw new TypeError(`begin: host states are float32; this model's '${spec.input}' is ${spec.type} (pass a Mamba2State)`);
     return CapiTensor.host(this.backend.lib, 'float32', Float32Array.from(t.data), dims);
   }
 

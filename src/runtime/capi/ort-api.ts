@@ -14,7 +14,17 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import type * as KoffiTypes from 'koffi';
-import { ASYNC_ENTRIES, ORT_API_TABLE, ORT_ERROR_CODES, ORT_ENUM, ORT_HEADER_API_VERSION, ORT_MIN_API_VERSION, type OrtRawApi, type Ptr, type Status } from './api-table.js';
+import {
+  type ASYNC_ENTRIES,
+  ORT_API_TABLE,
+  ORT_ERROR_CODES,
+  ORT_ENUM,
+  ORT_HEADER_API_VERSION,
+  ORT_MIN_API_VERSION,
+  type OrtRawApi,
+  type Ptr,
+  type Status,
+} from './api-table.js';
 
 export type Koffi = typeof KoffiTypes;
 export const ORT_LIB_ENV = 'MAMBA2_ONNX_ORT_LIB';
@@ -48,7 +58,9 @@ export function loadKoffi(): Koffi {
     return koffiModule;
   } catch (e) {
     const why = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    throw new CapiUnavailableError(`the C-API backend needs the npm package koffi, which could not be loaded (${why}); install it with \`npm install koffi\` or use the onnxruntime-node backend`);
+    throw new CapiUnavailableError(
+      `the C-API backend needs the npm package koffi, which could not be loaded (${why}); install it with \`npm install koffi\` or use the onnxruntime-node backend`,
+    );
   }
 }
 
@@ -58,7 +70,9 @@ export function defaultOrtLibrary(): string {
   try {
     main = require.resolve('onnxruntime-node');
   } catch {
-    throw new CapiUnavailableError(`no ONNX Runtime library given and onnxruntime-node is not installed: pass libraryPath or set ${ORT_LIB_ENV}`);
+    throw new CapiUnavailableError(
+      `no ONNX Runtime library given and onnxruntime-node is not installed: pass libraryPath or set ${ORT_LIB_ENV}`,
+    );
   }
   const dir = join(dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
   if (process.platform === 'win32') return join(dir, 'onnxruntime.dll');
@@ -104,7 +118,8 @@ export class OrtLib {
       const ptr = koffi.decode(api, index * 8, 'void*') as Ptr | null;
       if (ptr === null) throw new CapiUnavailableError(`${path}: OrtApi entry ${name} (index ${index}) is NULL in ONNX Runtime ${version}`);
       // ORTCHAR_T is wchar_t (UTF-16) on Windows, char elsewhere
-      const types = name === 'CreateSession' && process.platform === 'win32' ? args.map((a, i) => (i === 1 ? 'const char16_t*' : a)) : [...args];
+      const types =
+        name === 'CreateSession' && process.platform === 'win32' ? args.map((a, i) => (i === 1 ? 'const char16_t*' : a)) : [...args];
       const fn = koffi.decode(ptr, koffi.proto(result, types)) as Fn;
       this.fns.set(name, fn);
       raw[name] = fn;
@@ -139,11 +154,17 @@ export class OrtLib {
   }
 
   /** Call a status-returning entry on a worker thread (koffi async); its out-parameter, if any, is the returned pointer. */
-  async callAsync<K extends AsyncName>(name: K, args: DropLast<Parameters<OrtRawApi[K]>> | Parameters<OrtRawApi[K]>, withOut: boolean): Promise<Ptr> {
+  async callAsync<K extends AsyncName>(
+    name: K,
+    args: DropLast<Parameters<OrtRawApi[K]>> | Parameters<OrtRawApi[K]>,
+    withOut: boolean,
+  ): Promise<Ptr> {
     const fn = this.fns.get(name)!;
     const out = withOut ? (this.koffi.alloc('void*', 1) as Ptr) : null;
     try {
-      const status = await new Promise<Status>((ok, fail) => fn.async(...args, ...(out === null ? [] : [out]), (err: unknown, res: Status) => (err ? fail(err) : ok(res))));
+      const status = await new Promise<Status>((ok, fail) =>
+        fn.async(...args, ...(out === null ? [] : [out]), (err: unknown, res: Status) => (err ? fail(err) : ok(res))),
+      );
       this.check(name, status);
       return out === null ? 0n : ((this.koffi.decode(out, 'void*') as Ptr | null) ?? 0n);
     } finally {
@@ -234,13 +255,17 @@ export function loadOrt(opts: { libraryPath?: string } = {}): OrtLib {
   try {
     lib = koffi.load(path);
   } catch (e) {
-    throw new CapiUnavailableError(`could not load the ONNX Runtime library ${path} (from ${from}): ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+    throw new CapiUnavailableError(
+      `could not load the ONNX Runtime library ${path} (from ${from}): ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`,
+    );
   }
   let base: Ptr | null;
   try {
     base = lib.func('void* OrtGetApiBase()')() as Ptr | null;
   } catch (e) {
-    throw new CapiUnavailableError(`${path} is not an ONNX Runtime library: it has no OrtGetApiBase (${(e instanceof Error ? e.message : String(e)).split('\n')[0]})`);
+    throw new CapiUnavailableError(
+      `${path} is not an ONNX Runtime library: it has no OrtGetApiBase (${(e instanceof Error ? e.message : String(e)).split('\n')[0]})`,
+    );
   }
   if (base === null) throw new CapiUnavailableError(`${path}: OrtGetApiBase() returned NULL`);
   // struct OrtApiBase { const OrtApi* (*GetApi)(uint32_t version); const char* (*GetVersionString)(void); }

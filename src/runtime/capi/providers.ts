@@ -45,7 +45,11 @@ export function capturesGraph(ep: EpName, o: CapiEpOptions): boolean {
 }
 
 /** Set the options every EP shares: log severity, CPU threads, memory policy. */
-export function configureSession(lib: OrtLib, so: Ptr, o: { logSeverityLevel: number; intraOpNumThreads?: number; lean: boolean; capture?: boolean }): void {
+export function configureSession(
+  lib: OrtLib,
+  so: Ptr,
+  o: { logSeverityLevel: number; intraOpNumThreads?: number; lean: boolean; capture?: boolean },
+): void {
   lib.call('SetSessionLogSeverityLevel', so, o.logSeverityLevel);
   // Captured graphs keep the addresses of their intermediates; a memory pattern sized per input
   // shape may hand a later run of another batch size other addresses (off: MAMBA2_ONNX_CAPI_MEMPATTERN=1 keeps it).
@@ -78,9 +82,15 @@ export function appendProvider(lib: OrtLib, so: Ptr, ep: EpName, o: CapiEpOption
     // Fail closed: on the H200 (ORT 1.29, 2026-12-03) sessions on this path crashed the process at
     // their first run (BENCHMARKS.md, "C-API backend on the GPU"); onnxruntime-node's WebGPU works.
     if (process.env[CAPI_WEBGPU_ENV] !== '1') {
-      throw new Error(`the C-API backend's WebGPU path is off: it crashed the process at the first run on ORT 1.29 (set ${CAPI_WEBGPU_ENV}=1 to try it); use the onnxruntime-node backend for WebGPU`);
+      throw new Error(
+        `the C-API backend's WebGPU path is off: it crashed the process at the first run on ORT 1.29 (set ${CAPI_WEBGPU_ENV}=1 to try it); use the onnxruntime-node backend for WebGPU`,
+      );
     }
-    const [keys, values] = keysValues({ deviceId: device, ...(o.webgpuGraphCapture ? { enableGraphCapture: '1' } : {}), ...o.webgpuOptions });
+    const [keys, values] = keysValues({
+      deviceId: device,
+      ...(o.webgpuGraphCapture ? { enableGraphCapture: '1' } : {}),
+      ...o.webgpuOptions,
+    });
     lib.call('SessionOptionsAppendExecutionProvider', so, 'WebGPU', keys, values, keys.length);
     return;
   }

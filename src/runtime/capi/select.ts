@@ -12,7 +12,9 @@ export const BACKEND_NAMES: readonly BackendName[] = ['node', 'capi'];
 
 function checkName(name: unknown, argName: string): BackendName {
   if (typeof name === 'string' && (BACKEND_NAMES as readonly string[]).includes(name)) return name as BackendName;
-  throw new RangeError(`${argName}: unknown backend ${describe(name)}, expected ${BACKEND_NAMES.map((n) => `'${n}'`).join(' or ')} (or a Backend object)`);
+  throw new RangeError(
+    `${argName}: unknown backend ${describe(name)}, expected ${BACKEND_NAMES.map((n) => `'${n}'`).join(' or ')} (or a Backend object)`,
+  );
 }
 
 /** The backend called `name`; throws (one line) when it cannot load. */

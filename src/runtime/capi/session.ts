@@ -111,12 +111,21 @@ export class CapiSession implements BackendSession {
     const so = lib.make('CreateSessionOptions');
     let session: Ptr;
     try {
-      configureSession(lib, so, { logSeverityLevel: s.logSeverityLevel, intraOpNumThreads: s.intraOpNumThreads, lean: s.memory === 'lean' && s.ep === 'cpu', capture: capturesGraph(s.ep, s.epOptions) });
+      configureSession(lib, so, {
+        logSeverityLevel: s.logSeverityLevel,
+        intraOpNumThreads: s.intraOpNumThreads,
+        lean: s.memory === 'lean' && s.ep === 'cpu',
+        capture: capturesGraph(s.ep, s.epOptions),
+      });
       appendProvider(lib, so, s.ep, s.epOptions);
       session =
         typeof model === 'string'
           ? await lib.callAsync('CreateSession', [env, model, so], true)
-          : await lib.callAsync('CreateSessionFromArray', [env, model.byteLength ? lib.koffi.address(model) : 0n, model.byteLength, so], true);
+          : await lib.callAsync(
+              'CreateSessionFromArray',
+              [env, model.byteLength ? lib.koffi.address(model) : 0n, model.byteLength, so],
+              true,
+            );
     } finally {
       lib.raw.ReleaseSessionOptions(so); // the session copied what it needs
     }
@@ -126,7 +135,9 @@ export class CapiSession implements BackendSession {
   /** Run with every output fetched: `into` tensors receive theirs in place, `deviceOutputs` stay on the device. */
   async run(feeds: Record<string, RtTensor>, into?: Record<string, RtTensor>): Promise<Record<string, RtTensor>> {
     if (this.capturesGraph) {
-      throw new Error(`session.run: graph capture is on for this ${this.ep} session, so every run must bind the same device buffers; use DeviceDecodeRunner (or runBound) instead`);
+      throw new Error(
+        `session.run: graph capture is on for this ${this.ep} session, so every run must bind the same device buffers; use DeviceDecodeRunner (or runBound) instead`,
+      );
     }
     const targets: Record<string, OutputTarget> = {};
     for (const o of this.outputs) {
@@ -141,7 +152,12 @@ export class CapiSession implements BackendSession {
    * back as the same objects; `graphId` selects the run options with `gpu_graph_id` (captured graphs);
    * `sync` runs on the calling thread instead of koffi's worker.
    */
-  async runBound(feeds: Record<string, RtTensor>, outputs: Record<string, OutputTarget>, graphId = -1, sync = false): Promise<Record<string, CapiTensor>> {
+  async runBound(
+    feeds: Record<string, RtTensor>,
+    outputs: Record<string, OutputTarget>,
+    graphId = -1,
+    sync = false,
+  ): Promise<Record<string, CapiTensor>> {
     if (this.released) throw new Error('session.run: the session was released');
     const own = Object.entries(feeds).map(([name, t]) => [name, this.own(t, `feed '${name}'`)] as const);
     const run = async (): Promise<Record<string, CapiTensor>> => {
@@ -156,7 +172,8 @@ export class CapiSession implements BackendSession {
           const target = outputs[name]!;
           if (target === 'cpu') lib.call('BindOutputToDevice', b, name, lib.cpuMemoryInfo());
           else if (target === 'device') {
-            if (this.deviceInfo === null) throw new Error(`session.run: output '${name}' asked for device memory, but the ${this.ep} EP has none`);
+            if (this.deviceInfo === null)
+              throw new Error(`session.run: output '${name}' asked for device memory, but the ${this.ep} EP has none`);
             lib.call('BindOutputToDevice', b, name, this.deviceInfo);
           } else {
             pins.push(target.pinned());
@@ -254,7 +271,9 @@ export class CapiSession implements BackendSession {
   /** A tensor of this backend's library, or a clear TypeError. */
   private own(t: RtTensor, what: string): CapiTensor {
     if (!(t instanceof CapiTensor) || t.lib !== this.lib) {
-      throw new TypeError(`session.run: ${what} must be a tensor made by this C-API backend (${this.lib.path}), got ${t instanceof CapiTensor ? 'one from another library' : String(t)}`);
+      throw new TypeError(
+        `session.run: ${what} must be a tensor made by this C-API backend (${this.lib.path}), got ${t instanceof CapiTensor ? 'one from another library' : String(t)}`,
+      );
     }
     if (t.disposed) throw new Error(`session.run: ${what} was disposed`);
     return t;

@@ -13,7 +13,11 @@ import { ORT_ENUM, type Ptr } from './api-table.js';
 import type { OrtLib } from './ort-api.js';
 import type { CapiEpOptions } from './providers.js';
 
-type TypedArrayCtor = { new (n: number): ArrayBufferView & ArrayLike<number | bigint>; new (b: ArrayBuffer): ArrayBufferView & ArrayLike<number | bigint>; readonly BYTES_PER_ELEMENT: number };
+type TypedArrayCtor = {
+  new (n: number): ArrayBufferView & ArrayLike<number | bigint>;
+  new (b: ArrayBuffer): ArrayBufferView & ArrayLike<number | bigint>;
+  readonly BYTES_PER_ELEMENT: number;
+};
 
 /** ONNX element types that cross the boundary: ONNXTensorElementDataType value and host array. */
 export const ELEMENT_TYPES: Readonly<Record<string, { onnx: number; array: TypedArrayCtor }>> = {
@@ -79,16 +83,26 @@ export class CapiTensor implements RtTensor {
   static host(lib: OrtLib, type: string, data: TensorData, dims: readonly number[]): CapiTensor {
     const spec = ELEMENT_TYPES[type];
     if (!spec) throw new TypeError(`tensor: unsupported element type '${type}', expected one of ${Object.keys(ELEMENT_TYPES).join(', ')}`);
-    if (!(data instanceof spec.array)) throw new TypeError(`tensor: a ${type} tensor needs a ${spec.array.name}, got ${(data as object)?.constructor?.name ?? typeof data}`);
+    if (!(data instanceof spec.array))
+      throw new TypeError(`tensor: a ${type} tensor needs a ${spec.array.name}, got ${(data as object)?.constructor?.name ?? typeof data}`);
     if (!Array.isArray(dims) || !dims.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new RangeError(`tensor: dims must be non-negative integers, got [${String(dims)}]`);
     }
-    if (elements(dims) !== data.length) throw new RangeError(`tensor: dims [${dims.join(', ')}] hold ${elements(dims)} values, the data has ${data.length}`);
+    if (elements(dims) !== data.length)
+      throw new RangeError(`tensor: dims [${dims.join(', ')}] hold ${elements(dims)} values, the data has ${data.length}`);
     return new CapiTensor(lib, type, [...dims], data, null, 'cpu', undefined, undefined);
   }
 
   /** A tensor owning an OrtValue ORT produced (host data already copied out, or device data). */
-  static owned(lib: OrtLib, value: Ptr, type: string, dims: readonly number[], location: TensorLocation, downloader: Downloader, origin: TensorOrigin): CapiTensor {
+  static owned(
+    lib: OrtLib,
+    value: Ptr,
+    type: string,
+    dims: readonly number[],
+    location: TensorLocation,
+    downloader: Downloader,
+    origin: TensorOrigin,
+  ): CapiTensor {
     return new CapiTensor(lib, type, dims, undefined, value, location, downloader, origin);
   }
 
@@ -104,7 +118,9 @@ export class CapiTensor implements RtTensor {
   get data(): TensorData {
     if (this.host) return this.host;
     if (this.where === 'none') throw new Error('tensor.data: the tensor was disposed');
-    throw new Error(`tensor.data: this ${this.type} [${this.dims.join(', ')}] tensor lives in device memory (${this.where}); use getData() or backend.download()`);
+    throw new Error(
+      `tensor.data: this ${this.type} [${this.dims.join(', ')}] tensor lives in device memory (${this.where}); use getData() or backend.download()`,
+    );
   }
 
   async getData(): Promise<TensorData> {
@@ -123,7 +139,15 @@ export class CapiTensor implements RtTensor {
     const data = this.host!;
     const shape = BigInt64Array.from(this.dims, (d) => BigInt(d));
     const ptr = data.byteLength === 0 ? this.lib.koffi.address(EMPTY) : this.lib.koffi.address(data);
-    const value = this.lib.make('CreateTensorWithDataAsOrtValue', this.lib.cpuMemoryInfo(), ptr, data.byteLength, shape, shape.length, ELEMENT_TYPES[this.type]!.onnx);
+    const value = this.lib.make(
+      'CreateTensorWithDataAsOrtValue',
+      this.lib.cpuMemoryInfo(),
+      ptr,
+      data.byteLength,
+      shape,
+      shape.length,
+      ELEMENT_TYPES[this.type]!.onnx,
+    );
     this.adopt(value);
     return value;
   }
@@ -189,7 +213,8 @@ export function describeValue(lib: OrtLib, value: Ptr): ValueDescription {
 /** A JS-owned copy of a host OrtValue's data. */
 export function copyHostData(lib: OrtLib, value: Ptr, d: ValueDescription): TensorData {
   const spec = ELEMENT_TYPES[d.type];
-  if (!spec) throw new TypeError(`output of ${d.type} cannot be read by the C-API backend (supported: ${Object.keys(ELEMENT_TYPES).join(', ')})`);
+  if (!spec)
+    throw new TypeError(`output of ${d.type} cannot be read by the C-API backend (supported: ${Object.keys(ELEMENT_TYPES).join(', ')})`);
   const out = new spec.array(d.count);
   if (d.count > 0) {
     const src = lib.make('GetTensorMutableData', value);
