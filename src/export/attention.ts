@@ -22,7 +22,7 @@ import type { Value } from '../graph/value.js';
 import { B, type Ctx, type LinearWeight, linear, silu } from './blocks.js';
 import type { Mamba2Config } from '../package/config.js';
 import { type AttentionConfig, attentionOf, qkvDim } from '../package/layers.js';
-import { attentionKeys } from './hybrid-names.js';
+import { attentionKeys } from './layer-tensors.js';
 import type { Declarer } from './weights.js';
 
 /** The state of one attention layer: KV caches [B,Hkv,past,hd] and, for MHA with conv, [B,qkvDim,Ka-1]. */

@@ -260,6 +260,7 @@ export async function exportModel(src: ExportSource, opts: ExportOptions): Promi
                 'lm_head',
                 ...(layerKinds(config).includes('attention') ? ['attention' as const] : []),
                 ...(hybridOf(config)?.mlp ? ['mlp' as const] : []),
+                ...(hybridOf(config)?.moe ? ['moe' as const] : []),
               ],
             },
           }

@@ -3,8 +3,11 @@
  * blocks → RMSNorm → lm_head. A per-layer plan: each layer kind (Mamba-2, or attention in hybrids)
  * brings its weights, its states and its mixer, and every layer is the same block:
  *
- *   x ─ RMSNorm ─ mixer (LAYERS[kind]) ─ + ─┬─ [RMSNorm ─ MLP ─ +] ─ next layer     (MLP: mlp.ts)
- *   └──────────────────────────────────────┘
+ *   x ─ RMSNorm ─ body (LAYERS[kind]) ─ ·r + ─┬─ [RMSNorm ─ MLP + MoE ─ ·r +] ─ next layer
+ *   └─────────────────────────────────────────┘    (mlp.ts, moe.ts; r: the residual multiplier)
+ *
+ * The body is a mixer with a state (Mamba-2, attention) or a stateless feed-forward (Nemotron-H's
+ * MLP and MoE layers); what follows a mixer is the family's layer plan (package/layers.ts).
  *
  * One graph serves every call: an If on sequence == 1 takes the single-step branch (the mixers'
  * recurrent step forms: no chunk machinery, no padding; attention with one query); otherwise the
@@ -25,7 +28,10 @@ import { Ctx, embed, linear, rmsNorm, type Tuning } from './blocks.js';
 import type { TensorStore } from './checkpoint/types.js';
 import type { Mamba2Config } from '../package/config.js';
 import { type SequenceForm, sequenceForm } from './forms.js';
-import { hybridOf, layerKinds, type LayerKind } from '../package/layers.js';
+import { hybridOf, layerKinds, type LayerKind, mlpOf, moeOf, scalarsOf } from '../package/layers.js';
+import { familyOf } from './families/index.js';
+import { afterNormKey, mlpKeys, moeKeys } from './layer-tensors.js';
+import { declareMoe, moe, type MoeWeights } from './moe.js';
 import { IO_NAMES, ioTable } from '../package/io.js';
 import { mamba2Mixer, mamba2MixerStep } from './mixer.js';
 import { declareMlp, mlp, type MlpWeights } from './mlp.js';
@@ -59,19 +65,23 @@ interface Mode {
   form: SequenceForm;
 }
 
-type MixerWeights = { kind: 'mamba2'; w: LayerWeights } | { kind: 'attention'; w: AttentionWeights };
+type BodyWeights =
+  | { kind: 'mamba2'; w: LayerWeights }
+  | { kind: 'attention'; w: AttentionWeights }
+  | { kind: 'mlp'; w: MlpWeights }
+  | { kind: 'moe'; w: MoeWeights };
 
-/** One layer kind: its tensors (pre-norm included) and its mixer; `past`/present follow io.ts's order. */
+/** One body kind: its tensors (pre-norm included) and what it computes; `past`/present follow io.ts's order (none for FFNs). */
 interface LayerBuilder<K extends LayerKind> {
-  declare(d: Declarer, c: Mamba2Config, i: number): { norm: Value; mixer: Extract<MixerWeights, { kind: K }> };
-  mix(ctx: Ctx, w: Extract<MixerWeights, { kind: K }>['w'], u: Value, past: Value[], mode: Mode): { y: Value; present: Value[] };
+  declare(d: Declarer, c: Mamba2Config, i: number): { norm: Value; body: Extract<BodyWeights, { kind: K }> };
+  mix(ctx: Ctx, w: Extract<BodyWeights, { kind: K }>['w'], u: Value, past: Value[], mode: Mode): { y: Value; present: Value[] };
 }
 
 const LAYERS: { [K in LayerKind]: LayerBuilder<K> } = {
   mamba2: {
     declare: (d, c, i) => {
       const w = declareMambaLayer(d, c, i);
-      return { norm: w.norm, mixer: { kind: 'mamba2', w } };
+      return { norm: w.norm, body: { kind: 'mamba2', w } };
     },
     mix: (ctx, w, u, [conv, ssm], mode) => {
       const s = { conv: conv!, ssm: ssm! };
@@ -82,32 +92,87 @@ const LAYERS: { [K in LayerKind]: LayerBuilder<K> } = {
   attention: {
     declare: (d, c, i) => {
       const { norm, attn } = declareAttention(d, c, i);
-      return { norm, mixer: { kind: 'attention', w: attn } };
+      return { norm, body: { kind: 'attention', w: attn } };
     },
     mix: (ctx, w, u, [key, value, conv]) => attentionLayer(ctx, ctx.c, w, u, { key: key!, value: value!, conv }),
   },
+  mlp: {
+    declare: (d, c, i) => ({
+      norm: d.init(familyOf(c).names.norm(c, i)),
+      body: { kind: 'mlp', w: declareMlp(d, mlpOf(c), need(mlpKeys(c, i, 'body'))) },
+    }),
+    mix: (ctx, w, u) => ({ y: mlp(ctx, w, u, 'mixer'), present: [] }),
+  },
+  moe: {
+    declare: (d, c, i) => ({
+      norm: d.init(familyOf(c).names.norm(c, i)),
+      body: { kind: 'moe', w: declareMoe(d, moeOf(c), need(moeKeys(c, i))) },
+    }),
+    mix: (ctx, w, u) => ({ y: moe(ctx, moeOf(ctx.c), w, u, 'mixer'), present: [] }),
+  },
 };
+
+function need<T>(keys: T | undefined): T {
+  if (keys === undefined) throw new Error('lm: the layer plan and the checkpoint names disagree (layer-tensors.ts)');
+  return keys;
+}
+
+/** The feed-forward after a mixer: its norm and the sum of its parts (layers.ts `after`). */
+interface AfterWeights {
+  norm: Value;
+  mlp?: MlpWeights;
+  moe?: MoeWeights;
+}
 
 interface BlockWeights {
   norm: Value;
-  mixer: MixerWeights;
-  mlp?: MlpWeights;
+  body: BodyWeights;
+  after?: AfterWeights;
 }
 
 function declareBlock(d: Declarer, c: Mamba2Config, i: number): BlockWeights {
   const kind = layerKinds(c)[i]!;
-  const { norm, mixer } = (LAYERS[kind] as LayerBuilder<LayerKind>).declare(d, c, i);
-  return { norm, mixer, mlp: declareMlp(d, c, i) };
+  const { norm, body } = (LAYERS[kind] as LayerBuilder<LayerKind>).declare(d, c, i);
+  const afterNorm = afterNormKey(c, i);
+  if (!afterNorm) return { norm, body };
+  const mk = mlpKeys(c, i, 'after');
+  const ek = moeKeys(c, i);
+  const after = {
+    norm: d.init(afterNorm),
+    mlp: mk ? declareMlp(d, mlpOf(c), mk) : undefined,
+    moe: ek ? declareMoe(d, moeOf(c), ek) : undefined,
+  };
+  return { norm, body, after };
 }
 
-/** Layer i: x + mixer(norm(x)), then + mlp(norm2(·)) when the model has MLPs. x is [B,L,D] or [B,D]. */
+/** x + y·r (r: the residual multiplier, layers.ts ModelScalars). */
+function residual(g: GraphBuilder, x: Value, y: Value, r: number): Value {
+  return op.Add(g, x, r === 1 ? y : op.Mul(g, y, g.constant('float32', [], [r]))); // residual in fp32
+}
+
+/**
+ * Layer i: x + r·body(norm(x)), then + r·(mlp + moe)(norm2(·)) when the layer has a feed-forward
+ * after its mixer. x is [B,L,D] or [B,D].
+ */
 function block(ctx: Ctx, i: number, w: BlockWeights, x: Value, past: Value[], mode: Mode): { x: Value; present: Value[] } {
   const { g, c } = ctx;
+  const fused = ctx.tuning.rmsnorm !== 'ops';
+  const r = scalarsOf(c).residual;
   return g.scope(`layers.${i}`, () => {
-    const mix = (LAYERS[w.mixer.kind] as LayerBuilder<LayerKind>).mix;
-    const m = mix(ctx, w.mixer.w, rmsNorm(g, 'norm', x, w.norm, c.normEps, ctx.tuning.rmsnorm !== 'ops'), past, mode);
-    let y = op.Add(g, x, m.y); // residual in fp32
-    if (w.mlp) y = op.Add(g, y, mlp(ctx, w.mlp, rmsNorm(g, 'norm2', y, w.mlp.norm, c.normEps, ctx.tuning.rmsnorm !== 'ops')));
+    const mix = (LAYERS[w.body.kind] as LayerBuilder<LayerKind>).mix;
+    const m = mix(ctx, w.body.w, rmsNorm(g, 'norm', x, w.norm, c.normEps, fused), past, mode);
+    let y = residual(g, x, m.y, r);
+    const a = w.after;
+    if (a) {
+      const u = rmsNorm(g, 'norm2', y, a.norm, c.normEps, fused);
+      const parts = [...(a.mlp ? [mlp(ctx, a.mlp, u)] : []), ...(a.moe ? [moe(ctx, moeOf(c), a.moe, u)] : [])];
+      y = residual(
+        g,
+        y,
+        parts.reduce((s, p) => op.Add(g, s, p)),
+        r,
+      );
+    }
     return { x: y, present: m.present };
   });
 }
@@ -125,7 +190,9 @@ function layersAndHead(ctx: Ctx, w: Weights, x0: Value, past: Value[][], mode: M
     out.push(...r.present);
   });
   if (lastOnly && !mode.step) x = op.Squeeze(g, op.Slice(g, x, [-1], [op.END], [1]), [1]); // [B,D]
-  const logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', x, w.normF, c.normEps, ctx.tuning.rmsnorm !== 'ops'), w.lmHead); // [B,(L,)V]
+  let logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', x, w.normF, c.normEps, ctx.tuning.rmsnorm !== 'ops'), w.lmHead); // [B,(L,)V]
+  const divisor = scalarsOf(c).logitsDivisor;
+  if (divisor !== 1) logits = op.Div(g, logits, g.constant('float32', [], [divisor])); // Granite's logits_scaling
   return [logits.rank === 2 ? op.Unsqueeze(g, logits, [1]) : logits, ...out];
 }
 
@@ -150,7 +217,9 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   const past: Value[][] = Array.from({ length: c.nLayer }, () => []);
   for (const e of io.inputs.slice(1)) past[e.layer!]!.push(g.input(e.name, e.dtype, e.shape));
   const w = declareModelWeights(g, c, store, plan, (d, i) => declareBlock(d, c, i));
-  const h = embed(g, w.embedding, ids); // [B,L,D] float32
+  const emb = embed(g, w.embedding, ids); // [B,L,D] float32
+  const mult = scalarsOf(c).embedding;
+  const h = mult === 1 ? emb : op.Mul(g, emb, g.constant('float32', [], [mult])); // Granite's embedding_multiplier
   const bl = op.Shape(g, ids); // [2] = [B,L]
   const step = (sg: GraphBuilder) =>
     layersAndHead(new Ctx(sg, c, undefined, opts.tuning), w, op.Squeeze(sg, h, [1]), past, { step: true, form }, true);

@@ -102,11 +102,16 @@ function generate(t: ExpectedTensor, c: Mamba2Config, rng: Xoshiro128, out: Floa
     case 'gate':
     case 'up':
     case 'fc1':
+    case 'router':
+    case 'latentIn':
+    case 'expertUp':
       fillNormal(rng, out, 0.02);
       return;
     case 'outProj':
     case 'attnOut':
     case 'down':
+    case 'latentOut':
+    case 'expertDown':
       fillNormal(rng, out, 0.02 / Math.sqrt(2 * c.nLayer));
       return;
     case 'norm':
@@ -128,6 +133,9 @@ function generate(t: ExpectedTensor, c: Mamba2Config, rng: Xoshiro128, out: Floa
       return;
     case 'D':
       fillUniform(rng, out, 0.9, 1.1);
+      return;
+    case 'scoreBias':
+      fillUniform(rng, out, -0.05, 0.05);
       return;
     case 'aLog': // A = −exp(A_log) ∈ [−16, −1]
       for (let i = 0; i < out.length; i++) out[i] = Math.log(1 + 15 * rng.uniform());

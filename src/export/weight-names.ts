@@ -1,18 +1,17 @@
 /**
- * Checkpoint keys and shapes of a Mamba-2 language model, per format (docs/model.md §4.1). The exporter names
+ * Checkpoint keys and shapes of a Mamba-2 language model, per family (docs/model.md §4.1; the names
+ * come from families/*.ts, a hybrid's non-Mamba tensors from layer-tensors.ts). The exporter names
  * its initializers after these keys, so loading a checkpoint is a lookup.
  */
 import type { CheckpointFormat, Mamba2Config } from '../package/config.js';
 import type { CkptDType, TensorStore } from './checkpoint/types.js';
 import { hybridOf, layerKinds } from '../package/layers.js';
-import { BAMBA_TOP, type HybridRole, hybridLayerTensors, layerPrefix } from './hybrid-names.js';
+import { familyOf } from './families/index.js';
+import { mamba2 } from './families/mamba2.js';
+import { mambaSsm } from './families/mamba_ssm.js';
+import { type HybridRole, hybridLayerTensors } from './layer-tensors.js';
 
 export const LM_HEAD_KEY = 'lm_head.weight';
-
-const EMBEDDING_KEY: Readonly<Record<CheckpointFormat, string>> = {
-  hf: 'backbone.embeddings.weight', // HF's load hook renames embedding. → embeddings.
-  mamba_ssm: 'backbone.embedding.weight',
-};
 
 export interface LayerWeightKeys {
   readonly norm: string; // (D)
@@ -45,16 +44,18 @@ export interface ExpectedTensor {
   readonly layer?: number;
 }
 
-/** Keys of Mamba-2 layer `i` (same in both formats; Bamba keeps them under model.layers.i.mamba, hybrid-names.ts). */
+/** Keys of Mamba-2 layer `i` (the same suffixes in every family, under the family's prefix: families/*.ts). */
 export function layerWeightKeys(c: Mamba2Config, i: number): LayerWeightKeys {
   if (!Number.isInteger(i) || i < 0 || i >= c.nLayer) {
     throw new RangeError(`layer: expected an integer in [0, ${c.nLayer}), got ${i}`);
   }
-  if (layerKinds(c)[i] !== 'mamba2')
-    throw new RangeError(`layer: expected a Mamba-2 layer, got ${i}, an attention layer (hybrid-names.ts has its keys)`);
-  const { norm, mixer: m } = layerPrefix(c, i);
+  const kind = layerKinds(c)[i];
+  if (kind !== 'mamba2')
+    throw new RangeError(`layer: expected a Mamba-2 layer, got ${i}, an ${kind} layer (layer-tensors.ts has its keys)`);
+  const names = familyOf(c).names;
+  const m = names.mamba(c, i);
   return {
-    norm,
+    norm: names.norm(c, i),
     inProj: `${m}.in_proj.weight`,
     ...(c.bias ? { inProjBias: `${m}.in_proj.bias` } : {}),
     conv: `${m}.conv1d.weight`,
@@ -72,10 +73,10 @@ export function layerWeightKeys(c: Mamba2Config, i: number): LayerWeightKeys {
 export function weightKeys(c: Mamba2Config): ModelWeightKeys;
 export function weightKeys(c: Mamba2Config, layer: number): ModelWeightKeys & { readonly layer: LayerWeightKeys };
 export function weightKeys(c: Mamba2Config, layer?: number): ModelWeightKeys & { readonly layer?: LayerWeightKeys } {
-  const bamba = hybridOf(c)?.family === 'bamba';
+  const top = familyOf(c).names.top(c);
   const keys: ModelWeightKeys = {
-    embedding: bamba ? BAMBA_TOP.embedding : EMBEDDING_KEY[c.format],
-    normF: bamba ? BAMBA_TOP.normF : 'backbone.norm_f.weight',
+    embedding: top.embedding,
+    normF: top.normF,
     lmHead: c.tieEmbeddings ? undefined : LM_HEAD_KEY,
   };
   return layer === undefined ? keys : { ...keys, layer: layerWeightKeys(c, layer) };
@@ -173,7 +174,7 @@ export function checkWeights(c: Mamba2Config, store: TensorStore, source: string
 function otherFormatHint(c: Mamba2Config, t: ExpectedTensor, store: TensorStore): string {
   if (t.role !== 'embedding' || hybridOf(c)) return '';
   const other: CheckpointFormat = c.format === 'hf' ? 'mamba_ssm' : 'hf';
-  const alt = EMBEDDING_KEY[other];
+  const alt = (other === 'hf' ? mamba2 : mambaSsm).names.top(c).embedding; // HF renames embedding. → embeddings.
   if (store.info(alt) === undefined) return '';
   return ` (found ${alt}: is this a ${other} checkpoint? the config is ${c.format})`;
 }

@@ -6,12 +6,15 @@
  * Derived values are computed in the graph, next to their use, where ORT folds them once at
  * session start: A = −exp(A_log) (docs/model.md §1.2 step 5, fp32), the conv weight's (Cdim,1,K) → (Cdim,K).
  *
- * The dtype policy (`--dtype`): only the embedding, in_proj, out_proj and lm_head follow it.
+ * The dtype policy (`--dtype`): the embedding, lm_head and every projection follow it (in_proj,
+ * out_proj, a hybrid's attention, MLP, latent and expert projections; the experts of a layer stacked
+ * into one matrix each way, stackSource).
  *   fp16       stored as float16 under their own key;
  *   int8/int4  MatMulNBits tensors `<key>_Q<bits>`, `<key>_scales`, `<key>_zero_points` (quantize.ts),
  *              converted one tensor at a time while the serializer writes; a tied lm_head and the
  *              embedding share them (the embedding dequantizes the gathered rows: blocks.ts `embed`).
- * conv, A_log, dt_bias, D, biases and every norm weight stay float32 (quantizing them hurts Mamba).
+ * conv, A_log, dt_bias, D, biases, every norm weight, the MoE router and its score bias stay float32
+ * (quantizing them hurts Mamba; a rounded router can pick other experts).
  */
 import type { GraphBuilder } from '../graph/builder.js';
 import type { TensorData } from '../graph/ir.js';
@@ -22,6 +25,7 @@ import type { TensorStore } from './checkpoint/types.js';
 import type { Mamba2Config } from '../package/config.js';
 import type { WeightDType } from '../package/meta.js';
 import { type BlockQuantized, checkBlockSize, kBlocksOf, type NBits, quantizeBlockwise, toFloat16, zpColsOf } from './quantize.js';
+import type { ExpertStack } from './families/types.js';
 import { weightKeys } from './weight-names.js';
 
 /** How the projection and embedding weights are stored. */
@@ -76,16 +80,55 @@ function infoOf(store: TensorStore, key: string): readonly number[] {
   return info.shape;
 }
 
-/** Reads a float32 tensor from the store when asked, as bytes; the array is dropped after writing. */
-function storeTensor(store: TensorStore, key: string): TensorData {
-  return lazyTensor('float32', infoOf(store, key), async () => asBytes(await readChecked(store, key)));
+/** Where an initializer's float32 values come from: one checkpoint tensor, or several combined (stacked experts). */
+interface Source {
+  readonly label: string;
+  readonly shape: readonly number[];
+  read(): Promise<Float32Array>;
+}
+
+const keySource = (store: TensorStore, key: string): Source => ({
+  label: `checkpoint tensor '${key}'`,
+  shape: infoOf(store, key),
+  read: () => readChecked(store, key),
+});
+
+/**
+ * All experts of a layer as one matrix (docs/model.md §1.5), so that one product serves every
+ * expert: 'rows' stacks each expert's [R, C] up projection into [E·R, C] (a fused [E, R, C] tensor
+ * already is that, byte for byte); 'cols' puts each expert's [C, F] down projection side by side,
+ * [C, E·F], so that the weighted hidden states of all experts, concatenated, go through one product.
+ */
+function stackSource(store: TensorStore, s: ExpertStack, E: number, layout: 'rows' | 'cols'): Source {
+  const first = infoOf(store, s.parts[0]!);
+  const [rows, cols] = (s.parts.length === 1 ? first.slice(1) : first) as [number, number];
+  return {
+    label: `the stacked experts '${s.name}'`,
+    shape: layout === 'rows' ? [E * rows, cols] : [rows, E * cols],
+    async read() {
+      const per = rows * cols;
+      const parts =
+        s.parts.length === 1
+          ? await readChecked(store, s.parts[0]!).then((a) => Array.from({ length: E }, (_, e) => a.subarray(e * per, (e + 1) * per)))
+          : await Promise.all(s.parts.map((k) => readChecked(store, k)));
+      const out = new Float32Array(E * per);
+      parts.forEach((p, e) => {
+        if (layout === 'rows') out.set(p, e * per);
+        else for (let r = 0; r < rows; r++) out.set(p.subarray(r * cols, (r + 1) * cols), r * E * cols + e * cols);
+      });
+      return out;
+    },
+  };
+}
+
+/** A float32 tensor read when asked, as bytes; the array is dropped after writing. */
+function storeTensor(src: Source): TensorData {
+  return lazyTensor('float32', src.shape, async () => asBytes(await src.read()));
 }
 
 /** The tensor as float16 bits, converted when the serializer asks. */
-function storeTensorF16(store: TensorStore, key: string): TensorData {
-  return lazyTensor('float16', infoOf(store, key), async () =>
-    asBytes(toFloat16(await readChecked(store, key), `checkpoint tensor '${key}'`)),
-  );
+function storeTensorF16(src: Source): TensorData {
+  return lazyTensor('float16', src.shape, async () => asBytes(toFloat16(await src.read(), src.label)));
 }
 
 /**
@@ -93,19 +136,18 @@ function storeTensorF16(store: TensorStore, key: string): TensorData {
  * quantization (done on the first read, dropped once all three are written).
  */
 function storeTensorNBits(
-  store: TensorStore,
-  key: string,
+  src: Source,
   bits: NBits,
   blockSize: number,
 ): { N: number; K: number; b: TensorData; scales: TensorData; zeroPoints: TensorData } {
-  const shape = infoOf(store, key);
-  if (shape.length !== 2) throw new Error(`checkpoint tensor '${key}': expected a 2-D weight to quantize, got shape [${shape.join(',')}]`);
+  const shape = src.shape;
+  if (shape.length !== 2) throw new Error(`${src.label}: expected a 2-D weight to quantize, got shape [${shape.join(',')}]`);
   const [N, K] = shape as [number, number];
   const kb = kBlocksOf(K, blockSize);
   let pending: Promise<BlockQuantized> | undefined;
   let taken = 0;
   const part = (pick: (q: BlockQuantized) => ArrayBufferView) => async () => {
-    pending ??= readChecked(store, key).then((w) => quantizeBlockwise(w, N, K, bits, blockSize));
+    pending ??= src.read().then((w) => quantizeBlockwise(w, N, K, bits, blockSize));
     const q = await pending;
     if (++taken === 3) [pending, taken] = [undefined, 0];
     return asBytes(pick(q));
@@ -138,17 +180,19 @@ export interface Declarer {
   opt(key: string | undefined): Value | undefined;
   /** A projection: float32, float16 or MatMulNBits per the plan. */
   proj(key: string): LinearWeight;
+  /** All experts' projections of a layer as one projection (stackSource), stored per the plan. */
+  experts(s: ExpertStack, nExperts: number, layout: 'rows' | 'cols'): LinearWeight;
 }
 
 function weightDeclarer(g: GraphBuilder, store: TensorStore, plan: WeightPlan): Declarer {
   const bits = BITS[plan.dtype];
   if (bits) checkBlockSize(plan.blockSize, 'blockSize');
-  const init = (key: string) => g.initializer(key, storeTensor(store, key));
+  const init = (key: string) => g.initializer(key, storeTensor(keySource(store, key)));
   const opt = (key: string | undefined) => (key === undefined ? undefined : init(key));
-  const proj = (key: string): LinearWeight => {
-    if (plan.dtype === 'fp16') return { kind: 'dense', w: g.initializer(key, storeTensorF16(store, key)) };
-    if (!bits) return { kind: 'dense', w: init(key) };
-    const t = storeTensorNBits(store, key, bits, plan.blockSize);
+  const projFrom = (key: string, src: Source): LinearWeight => {
+    if (plan.dtype === 'fp16') return { kind: 'dense', w: g.initializer(key, storeTensorF16(src)) };
+    if (!bits) return { kind: 'dense', w: g.initializer(key, storeTensor(src)) };
+    const t = storeTensorNBits(src, bits, plan.blockSize);
     return {
       kind: 'nbits',
       N: t.N,
@@ -161,7 +205,9 @@ function weightDeclarer(g: GraphBuilder, store: TensorStore, plan: WeightPlan): 
       zeroPoints: g.initializer(`${key}_zero_points`, t.zeroPoints),
     };
   };
-  return { init, opt, proj };
+  const proj = (key: string): LinearWeight => projFrom(key, keySource(store, key));
+  const experts = (s: ExpertStack, E: number, layout: 'rows' | 'cols'): LinearWeight => projFrom(s.name, stackSource(store, s, E, layout));
+  return { init, opt, proj, experts };
 }
 
 /** The tensors of Mamba-2 layer i. */

@@ -216,6 +216,28 @@ export function Gather(g: GraphBuilder, data: Value, indices: Value, axis = 0): 
   return g.node('Gather', [data, indices], { attrs: { axis: a ? int(a) : undefined }, outputs: [{ dtype: data.dtype, shape }] })[0]!;
 }
 
+/**
+ * TopK-11 along `axis` (largest, sorted): values and int64 indices [..., k, ...]. Equal values come
+ * out lower index first (the ONNX spec's tie rule).
+ */
+export function TopK(g: GraphBuilder, x: Value, k: number, axis = -1): { values: Value; indices: Value } {
+  const name = g.nodeName('TopK');
+  const a = normAxis(axis, x.rank, name, x.name);
+  const d = x.shape[a]!;
+  if (!Number.isSafeInteger(k) || k < 1 || (typeof d === 'number' && k > d)) {
+    throw new ShapeError(name, x.name, `k in [1, ${String(d)}]`, String(k));
+  }
+  const shape = x.shape.map((s, i) => (i === a ? k : s));
+  const [values, indices] = g.node('TopK', [x, g.constant('int64', [1], [k])], {
+    attrs: { axis: int(a) },
+    outputs: [
+      { dtype: x.dtype, shape },
+      { dtype: 'int64', shape },
+    ],
+  });
+  return { values: values!, indices: indices! };
+}
+
 /** Range(start, limit, delta) of scalars; `length` names the resulting dim. */
 export function Range(g: GraphBuilder, start: Value, limit: Value, delta: Value, length: Dim): Value {
   return g.node('Range', [start, limit, delta], { outputs: [{ dtype: start.dtype, shape: [length] }] })[0]!;

@@ -78,6 +78,7 @@ const OP_SCHEMAS: ReadonlyMap<string, OpSchema> = new Map<string, OpSchema>([
   ['Squeeze', onnx(21)],
   ['Sub', onnx(14)],
   ['Tanh', onnx(13)],
+  ['TopK', onnx(11)],
   ['Transpose', onnx(21)],
   ['Trilu', onnx(14)],
   ['Unsqueeze', onnx(21)],

@@ -10,8 +10,8 @@
  *   present_conv.{i}, present_ssm.{i}: same shapes as their past_ twins.
  * All-zero states mean a fresh sequence. Any sequence ≥ 1 continues any past state.
  *
- * Hybrids (layers.ts): layer i is either a Mamba-2 layer (the two states above) or an
- * attention layer, whose state is a KV cache that grows by `sequence` each call:
+ * Hybrids (layers.ts): layer i is a Mamba-2 layer (the two states above), a feed-forward layer
+ * (no state, no I/O) or an attention layer, whose state is a KV cache that grows by `sequence` each call:
  *   past_key.{i}      float32 [batch, Hkv, past_sequence, hd]   keys after rotary, oldest first
  *   past_value.{i}    float32 [batch, Hkv, past_sequence, hd]
  *   past_conv.{i}     float32 [batch, hd·(Hq+2·Hkv), Ka-1]     mamba_ssm MHA with d_conv > 0 only:
@@ -120,6 +120,7 @@ export function ioTable(c: Mamba2Config, opts: IOOptions = {}): IOTable {
       outputs.push(...t.outputs);
       continue;
     }
+    if (kinds[i] !== 'mamba2') continue; // feed-forward layers (Nemotron-H's MLP and MoE) keep no state
     inputs.push({ name: IO_NAMES.pastConv(i), dtype: stateDtype, shape: convStateShape(c), role: 'conv_state', layer: i });
     inputs.push({ name: IO_NAMES.pastSsm(i), dtype: 'float32', shape: ssmStateShape(c), role: 'ssm_state', layer: i });
     outputs.push({ name: IO_NAMES.presentConv(i), dtype: stateDtype, shape: convStateShape(c), role: 'conv_state', layer: i });

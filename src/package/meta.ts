@@ -24,8 +24,8 @@ export interface QuantizationMeta {
   blockSize: number;
   accuracyLevel: number;
   symmetric: false;
-  /** Tensors stored quantized (roles); the rest are float32. */
-  quantized: ('embedding' | 'in_proj' | 'out_proj' | 'lm_head' | 'attention' | 'mlp')[];
+  /** Tensors stored quantized (roles; 'moe': the experts and latent projections, not the router); the rest are float32. */
+  quantized: ('embedding' | 'in_proj' | 'out_proj' | 'lm_head' | 'attention' | 'mlp' | 'moe')[];
 }
 
 export interface ModelMeta {

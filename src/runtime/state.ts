@@ -11,6 +11,7 @@ import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import type { ModelMeta } from '../package/meta.js';
 import type { Dim } from '../onnx/shape.js';
 import { IO_NAMES, ioTable } from '../package/io.js';
+import { statefulLayers } from '../package/layers.js';
 import type { Backend, RtTensor, ValueInfo } from './backend.js';
 
 export type StateRole = 'conv_state' | 'ssm_state' | 'key_cache' | 'value_cache';
@@ -107,8 +108,11 @@ export function stateSpecs(meta: ModelMeta, inputs: readonly ValueInfo[], output
     specs.push({ layer, role: e.role as StateRole, input: e.name, output, type: e.dtype, dims: rowDims, ...(grows >= 0 ? { grows } : {}) });
   }
   const layers = new Set(specs.map((s) => s.layer));
-  if (problems.length === 0 && layers.size !== c.nLayer) {
-    problems.push(`states: expected some for every layer (config.nLayer = ${c.nLayer}), got ${layers.size} layers with states`);
+  const stateful = statefulLayers(c).length; // feed-forward layers keep no state
+  if (problems.length === 0 && layers.size !== stateful) {
+    problems.push(
+      `states: expected some for every mixer layer (${stateful} of config.nLayer = ${c.nLayer}), got ${layers.size} layers with states`,
+    );
   }
   if (problems.length > 0) throw new ModelMismatchError(problems);
   return specs;
