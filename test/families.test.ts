@@ -1,5 +1,5 @@
 /**
- * The model families of issue 16 (IBM Granite-4.0-H so far) against HF transformers,
+ * The model families of issue 16 (IBM Granite-4.0-H, NVIDIA Nemotron-H) against HF transformers,
  * on the fixtures of test/reference/make_family_fixtures.py, with the numbers printed:
  *  - every SSD form (chunked, function, contrib, scan): logits of every case within 1e-4 of HF;
  *  - the decode path: a prefill then one token at a time through the state equals the full sequence;
@@ -26,7 +26,7 @@ interface Reference {
 }
 
 const FIXTURES = resolve(import.meta.dirname, 'fixtures');
-const NAMES = ['granite-dense', 'granite-moe'].filter((n) =>
+const NAMES = ['granite-dense', 'granite-moe', 'nemotron-h', 'nemotron-h-moe'].filter((n) =>
   existsSync(join(FIXTURES, n, 'reference.json')),
 );
 const FORMS: SsdForm[] = ['chunked', 'function', 'contrib', 'scan'];

@@ -22,7 +22,7 @@ export type MixerKind = 'mamba2' | 'attention';
 export type FfnKind = 'mlp' | 'moe';
 /** The body of a layer's block. */
 export type LayerKind = MixerKind | FfnKind;
-export type HybridFamily = 'bamba' | 'mamba_ssm' | 'granitemoehybrid';
+export type HybridFamily = 'bamba' | 'mamba_ssm' | 'granitemoehybrid' | 'nemotron_h';
 /**
  * swiglu: down(silu(gate(x))·up(x)) with separate gate/up (Bamba);
  * gated: fc1 → [value | gate] → fc2(value·silu(gate)) (mamba_ssm GatedMLP, model.md §6.15);

@@ -160,6 +160,130 @@ def make_granite(f, out_root, log):
                     })
 
 
+NEMOTRON = [
+    dict(name="nemotron-h", seed=909, d_model=32, pattern="M-*M-M*", n_q=4, n_kv=2, head_dim=12, mlp=40,
+         m_heads=4, m_head_dim=12, d_state=8, n_groups=2, chunk=8, vocab=64, dt_limit=(0.015, 0.07), dt_min=0.001,
+         as_pattern=True, eps=1e-5,
+         covers="Nemotron-H dense (4B/8B/Nano-9B-v2 shape): hybrid_override_pattern string M-*M-M* (Mamba-2, MLP, "
+                "attention blocks, each its own pre-norm residual block), Mamba width mamba_num_heads x mamba_head_dim "
+                "= 48 != expand x hidden, G=2, GQA 4/2 with head_dim 12 != hidden/heads, no rotary, relu2 MLP, dt "
+                "clamped to time_step_limit (0.015, 0.07) that clips on both sides (HF's port would clamp at "
+                "time_step_min; patched back to the configured limit), untied"),
+    dict(name="nemotron-h-moe", seed=1014, d_model=32, pattern="ME*ME*-", n_q=4, n_kv=1, head_dim=8, mlp=24,
+         m_heads=4, m_head_dim=16, d_state=8, n_groups=2, chunk=8, vocab=64, dt_limit=(0.0, INF), dt_min=0.001,
+         as_pattern=False, eps=1e-5,
+         moe=dict(n_routed_experts=8, num_experts_per_tok=2, moe_intermediate_size=16, moe_shared_expert_intermediate_size=24,
+                  moe_latent_size=20, n_group=4, topk_group=2, norm_topk_prob=True, routed_scaling_factor=2.5),
+         covers="Nemotron-H MoE (Nemotron 3 Nano shape): layers_block_type list, 8 experts top-2 with sigmoid routing, "
+                "e_score_correction_bias, grouped top-k (4 groups, best 2), norm_topk_prob, routed_scaling_factor 2.5, "
+                "latent projection 32 -> 20 around the relu2 experts, a shared expert, MQA, G=2, untied"),
+]
+
+
+# ---- Nemotron-H (NemotronHForCausalLM), float64 ----
+
+def nemotron_moe(W, m, u, f, margins):
+    """Sigmoid router + e_score_correction_bias, grouped top-k, normalised, scaled; latent relu2 experts + shared."""
+    c = f["moe"]
+    E, k, G, TG = c["n_routed_experts"], c["num_experts_per_tok"], c["n_group"], c["topk_group"]
+    s = torch.sigmoid(u @ W[m + "gate.weight"].T)
+    choice = s + W[m + "gate.e_score_correction_bias"]
+    group = choice.reshape(*choice.shape[:-1], G, E // G).topk(2, dim=-1).values.sum(-1)
+    margins.append(routing_margin(group, TG))
+    keep = torch.zeros_like(group).scatter(-1, group.topk(TG, dim=-1).indices, 1.0)
+    keep = keep.repeat_interleave(E // G, dim=-1).bool()
+    choice = choice.masked_fill(~keep, -INF)
+    margins.append(routing_margin(choice, k))
+    idx = choice.topk(k, dim=-1).indices
+    w = s.gather(-1, idx)
+    if c["norm_topk_prob"]:
+        w = w / (w.sum(-1, keepdim=True) + 1e-20)
+    w = w * c["routed_scaling_factor"]
+    ul = u @ W[m + "fc1_latent_proj.weight"].T if c["moe_latent_size"] else u
+    y = torch.zeros_like(ul)
+    for e in range(E):
+        h = F.relu(ul @ W[m + f"experts.{e}.up_proj.weight"].T) ** 2 @ W[m + f"experts.{e}.down_proj.weight"].T
+        y = y + (w * (idx == e)).sum(-1, keepdim=True) * h
+    if c["moe_latent_size"]:
+        y = y @ W[m + "fc2_latent_proj.weight"].T
+    return y + F.relu(u @ W[m + "shared_experts.up_proj.weight"].T) ** 2 @ W[m + "shared_experts.down_proj.weight"].T
+
+
+def nemotron_reference(sd, f, ids, margins):
+    W = {k: v.detach().to(torch.float64) for k, v in sd.items()}
+    s = dict(H=f["m_heads"], P=f["m_head_dim"], N=f["d_state"], G=f["n_groups"], dt_limit=f["dt_limit"], eps=f["eps"])
+    hd = f["head_dim"]
+    x = W["backbone.embeddings.weight"][ids]
+    B, L = ids.shape
+    for i, ch in enumerate(f["pattern"]):
+        p = f"backbone.layers.{i}."
+        m = p + "mixer."
+        u = rms(x, W[p + "norm.weight"], f["eps"])
+        if ch == "M":
+            y = mamba2_mixer(W, m, u, s)
+        elif ch == "*":
+            q = (u @ W[m + "q_proj.weight"].T).reshape(B, L, f["n_q"], hd)
+            k = (u @ W[m + "k_proj.weight"].T).reshape(B, L, f["n_kv"], hd)
+            v = (u @ W[m + "v_proj.weight"].T).reshape(B, L, f["n_kv"], hd)
+            y = sdpa(q, k, v, hd ** -0.5) @ W[m + "o_proj.weight"].T
+        elif ch == "-":
+            y = F.relu(u @ W[m + "up_proj.weight"].T) ** 2 @ W[m + "down_proj.weight"].T
+        else:
+            y = nemotron_moe(W, m, u, f, margins)
+        x = x + y
+    return rms(x, W["backbone.norm_f.weight"], f["eps"]) @ W["lm_head.weight"].T
+
+
+def patch_dt_limit(model, limit):
+    """HF's port clamps dt at (time_step_min, inf); NVIDIA's kernel path uses time_step_limit (docs/model.md §1.6)."""
+    mixers = [lyr.mixer for lyr in model.model.layers if lyr.block_type == "linear_attention"]
+    for mx in mixers:
+        mx.time_step_limit = tuple(limit)
+    return len(mixers)
+
+
+def make_nemotron(f, out_root, log):
+    from transformers import NemotronHConfig, NemotronHForCausalLM
+    name = f["name"]
+    out = os.path.join(out_root, name)
+    os.makedirs(os.path.join(out, "hf"), exist_ok=True)
+    torch.manual_seed(f["seed"])
+    gen = torch.Generator().manual_seed(f["seed"])
+    cfg = NemotronHConfig(
+        vocab_size=f["vocab"], hidden_size=f["d_model"], hybrid_override_pattern=f["pattern"],
+        num_attention_heads=f["n_q"], num_key_value_heads=f["n_kv"], head_dim=f["head_dim"], intermediate_size=f["mlp"],
+        mamba_num_heads=f["m_heads"], mamba_head_dim=f["m_head_dim"], ssm_state_size=f["d_state"], n_groups=f["n_groups"],
+        conv_kernel=4, chunk_size=f["chunk"], use_conv_bias=True, use_bias=False, time_step_limit=tuple(f["dt_limit"]),
+        time_step_min=f["dt_min"], layer_norm_epsilon=f["eps"], tie_word_embeddings=False, mlp_hidden_act="relu2",
+        pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, **f.get("moe", {}))
+    cfg._attn_implementation = "eager"
+    model = NemotronHForCausalLM(cfg).eval()
+    set_weights(model, f, gen)
+    with torch.no_grad():
+        for lyr in model.model.layers:
+            if lyr.block_type == "moe":
+                b = lyr.mixer.gate.e_score_correction_bias
+                b.copy_(0.3 * (2 * torch.rand(b.shape, generator=gen) - 1))
+    patched = patch_dt_limit(model, f["dt_limit"])
+    log(f"[{name}] layers {cfg.layers_block_type}; dt limit {f['dt_limit']} on {patched} mixers")
+    sd = save(model, out, f)
+    cfg_path = os.path.join(out, "hf", "config.json")
+    with open(cfg_path) as fh:
+        saved = json.load(fh)
+    if f["as_pattern"]:  # the published configs' form
+        saved.pop("layers_block_type", None)
+        saved["hybrid_override_pattern"] = f["pattern"]
+        saved["num_hidden_layers"] = len(f["pattern"])
+        with open(cfg_path, "w") as fh:
+            json.dump(saved, fh, indent=2)
+    hf_logits = lambda ids: model(input_ids=ids, use_cache=False).logits.detach().float()  # noqa: E731
+    write_reference(f, out, model, hf_logits, lambda ids, m: nemotron_reference(sd, f, ids, m), log, NemotronHForCausalLM,
+                    extra={"dt_limit": f"time_step_limit {list(f['dt_limit'])} (patched: HF 5.18 clamps at "
+                                       f"(time_step_min {f['dt_min']}, inf))",
+                           "layer_plan": "hybrid_override_pattern" if f["as_pattern"] else "layers_block_type"},
+                    reload_patch=lambda m: patch_dt_limit(m, f["dt_limit"]))
+
+
 def write_reference(f, out, model, hf_logits, ref_logits, log, cls, extra, reload_patch=None):
     """Cases, greedy ids and checks (HF against the float64 re-implementation, a reload, the routing margin)."""
     name = f["name"]
@@ -201,7 +325,7 @@ def write_reference(f, out, model, hf_logits, ref_logits, log, cls, extra, reloa
 
 
 def main():
-    run_fixtures(__doc__, [(f, make_granite) for f in GRANITE])
+    run_fixtures(__doc__, [(f, make_granite) for f in GRANITE] + [(f, make_nemotron) for f in NEMOTRON])
 
 
 if __name__ == "__main__":

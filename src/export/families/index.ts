@@ -6,6 +6,7 @@
  *   mamba_ssm         state-spaces/mamba MambaLMHeadModel  mamba_ssm.ts  (pure, and mamba2attn hybrids)
  *   bamba             HF BambaForCausalLM                  bamba.ts
  *   granitemoehybrid  IBM Granite-4.0-H                    granitemoehybrid.ts
+ *   nemotron_h        NVIDIA Nemotron-H                    nemotron_h.ts
  */
 import type { Mamba2Config } from '../../package/config.js';
 import { hybridOf } from '../../package/layers.js';
@@ -13,6 +14,7 @@ import { bamba } from './bamba.js';
 import { granite } from './granitemoehybrid.js';
 import { mamba2 } from './mamba2.js';
 import { mambaSsm } from './mamba_ssm.js';
+import { nemotronH } from './nemotron_h.js';
 import type { Family } from './types.js';
 
 const FAMILIES: Readonly<Record<Family['name'], Family>> = {
@@ -20,6 +22,7 @@ const FAMILIES: Readonly<Record<Family['name'], Family>> = {
   mamba_ssm: mambaSsm,
   bamba,
   granitemoehybrid: granite,
+  nemotron_h: nemotronH,
 };
 
 /** HF model types the exporter reads, in the order error messages list them. */

@@ -79,7 +79,7 @@ export interface CheckpointNames {
 
 export interface Family {
   /** The registry key; hybrids record it as `hybrid.family`. */
-  readonly name: 'mamba2' | 'mamba_ssm' | 'bamba' | 'granitemoehybrid';
+  readonly name: 'mamba2' | 'mamba_ssm' | 'bamba' | 'granitemoehybrid' | 'nemotron_h';
   readonly format: CheckpointFormat;
   /** HF `model_type` (HF-format families). */
   readonly modelType?: string;
