@@ -34,8 +34,7 @@ const LINKS: Record<string, (g: GraphBuilder, x: Value, i: number) => Value> = {
   Sigmoid: (g, x) => op.Sigmoid(g, x),
   Softplus: (g, x) => op.Softplus(g, x),
   Exp: (g, x) => op.Exp(g, op.Mul(g, x, g.constant('float32', [], [-1e-3]))),
-  SimplifiedLayerNormalization: (g, x) =>
-    op.SimplifiedLayerNormalization(g, x, g.constant('float32', [F], new Float32Array(F).fill(1)), 1e-5),
+  RMSNormalization: (g, x) => op.RMSNormalization(g, x, g.constant('float32', [F], new Float32Array(F).fill(1)), 1e-5),
   'Gemm [1,F]·[F,F]ᵀ/8 (F/8 = 419 outputs, then tiled back)': (g, x) => {
     const w = g.constant('float32', [F / 8, F], new Float32Array((F / 8) * F).fill(1e-4));
     return op.Concat(

@@ -83,10 +83,10 @@ export function registerExport(program: Command, io: CliIO): void {
       program
         .createOption(
           '--rmsnorm <how>',
-          "RMSNorms as ORT's 'fused' SimplifiedLayerNormalization (fewer nodes on WebGPU) or in standard 'ops' (for runtimes other than ONNX Runtime)",
+          "RMSNorms in standard 'ops' (ai.onnx 21; ORT's CPU and CUDA optimizers fuse them) or one 'fused' RMSNormalization node each (ai.onnx 23: fewer WebGPU nodes, but ORT 1.30's WebGPU EP runs the opset-23 If on the CPU)",
         )
         .choices(['ops', 'fused'])
-        .default('fused'),
+        .default('ops'),
     )
     .addOption(
       program

@@ -25,10 +25,11 @@ export interface Tuning {
    */
   segsum?: 'stable' | 'diff';
   /**
-   * 'fused' (default): ORT's SimplifiedLayerNormalization for the block norms and the gated norm
-   * (what ORT's CPU and CUDA optimizers fuse the standard-op form into; WebGPU does not fuse, so
-   * emitting it saves ≈ 30 % of a decode step's nodes there); 'ops': standard ops (Pow, ReduceMean,
-   * Add, Sqrt, Div, Mul) for runtimes other than ONNX Runtime.
+   * 'ops' (default): Pow, ReduceMean, Add, Sqrt, Div, Mul (ai.onnx 21), in the pattern ORT's CPU and
+   * CUDA optimizers fuse into their SimplifiedLayerNormalization kernel; its WebGPU EP does not fuse.
+   * 'fused': one standard RMSNormalization node per norm, which makes the graph ai.onnx 23 (kernels:
+   * ORT CPU, CUDA, WebGPU; ≈ 26 % fewer WebGPU step nodes), but ORT 1.30's WebGPU EP has no If
+   * kernel for opset 23, so there the If around the two paths runs on the CPU (README "ONNX validity").
    */
   rmsnorm?: 'ops' | 'fused';
   /** The prefill conv: K 'shifted' products (default) or one grouped 'conv' node (conv.ts). */
@@ -171,35 +172,38 @@ function rmsNormalize(g: GraphBuilder, x: Value, eps: number): Value {
   return op.Div(g, x, rms); // [...,D]
 }
 
+/** True when the norms are RMSNormalization nodes (the graph then needs ai.onnx RMS_NORMALIZATION_OPSET). */
+export const fusedNorms = (t: Tuning): boolean => t.rmsnorm === 'fused';
+
 /**
- * RMSNorm with weight w [D] (plain multiplier, no 1+w; docs/model.md §1.1). `fused`: one ORT
- * SimplifiedLayerNormalization node (what ORT's CPU and CUDA optimizers fuse the standard-op form
- * into; its WebGPU EP has the kernel but not the fusion).
+ * RMSNorm with weight w [D] (plain multiplier, no 1+w; docs/model.md §1.1). `fused`: one
+ * RMSNormalization node (opset 23); else the standard ops, which ORT's CPU and CUDA optimizers fuse
+ * back into one norm kernel (its WebGPU EP does not).
  */
 export function rmsNorm(g: GraphBuilder, name: string, x: Value, w: Value, eps: number, fused = false): Value {
-  return g.scope(name, () => (fused ? op.SimplifiedLayerNormalization(g, x, w, eps) : op.Mul(g, rmsNormalize(g, x, eps), w)));
+  return g.scope(name, () => (fused ? op.RMSNormalization(g, x, w, eps) : op.Mul(g, rmsNormalize(g, x, eps), w)));
 }
 
 /**
  * Gated RMSNorm of the mixer (docs/model.md §1.2 step 8, §6.2/§6.3): RMSNorm(y·silu(z)) per group of
  * DI/G channels, then ·w. Works on [B,L,DI] and [B,DI]. With `tuning.rmsnorm = 'fused'` the
- * normalisation is one SimplifiedLayerNormalization (scale w for G = 1; ones per group, then ·w).
+ * normalisation is one RMSNormalization (scale w for G = 1; ones per group, then ·w). In standard ops
+ * the grouped form multiplies by ones [DI/G] right after the Div: ORT's SimplifiedLayerNormFusion
+ * fuses only a Div followed by a Mul with a 1-D scale, and w [DI] does not fit the groups.
  */
 export function gatedRmsNorm(ctx: Ctx, y: Value, z: Value, w: Value): Value {
   const { g, c } = ctx;
-  const fused = ctx.tuning.rmsnorm !== 'ops';
+  const fused = fusedNorms(ctx.tuning);
   return g.scope('norm', () => {
     const gated = op.Mul(g, y, silu(g, z)); // [...,DI]
     if (!c.rmsNorm) return gated;
     const lead: Dim[] = [...gated.shape.slice(0, -1)];
     const width = c.dSsm;
     const per = width / c.nGroups;
-    if (c.nGroups === 1)
-      return fused ? op.SimplifiedLayerNormalization(g, gated, w, c.normEps) : op.Mul(g, rmsNormalize(g, gated, c.normEps), w); // [...,DI]
+    if (c.nGroups === 1) return fused ? op.RMSNormalization(g, gated, w, c.normEps) : op.Mul(g, rmsNormalize(g, gated, c.normEps), w); // [...,DI]
     const grouped = op.Reshape(g, gated, [...lead, c.nGroups, per]); // [...,G,DI/G]
-    const normed = fused
-      ? op.SimplifiedLayerNormalization(g, grouped, g.constant('float32', [per], new Float32Array(per).fill(1)), c.normEps)
-      : rmsNormalize(g, grouped, c.normEps); // [...,G,DI/G]
+    const ones = g.constant('float32', [per], new Float32Array(per).fill(1)); // [DI/G]
+    const normed = fused ? op.RMSNormalization(g, grouped, ones, c.normEps) : op.Mul(g, rmsNormalize(g, grouped, c.normEps), ones); // [...,G,DI/G]
     return op.Mul(g, op.Reshape(g, normed, [...lead, width]), w); // [...,DI]
   });
 }

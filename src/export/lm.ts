@@ -21,10 +21,10 @@ import { ModelBuilder } from '../graph/builder.js';
 import type { GraphBuilder } from '../graph/builder.js';
 import type { ModelIR } from '../graph/ir.js';
 import * as op from '../graph/ops.js';
-import { MS_DOMAIN } from '../graph/opset.js';
+import { DEFAULT_DOMAIN, MS_DOMAIN, RMS_NORMALIZATION_OPSET } from '../graph/opset.js';
 import type { Value } from '../graph/value.js';
 import { type AttentionWeights, attentionLayer, declareAttention } from './attention.js';
-import { Ctx, embed, linear, rmsNorm, type Tuning } from './blocks.js';
+import { Ctx, embed, fusedNorms, linear, rmsNorm, type Tuning } from './blocks.js';
 import type { TensorStore } from './checkpoint/types.js';
 import type { Mamba2Config } from '../package/config.js';
 import { type SequenceForm, sequenceForm } from './forms.js';
@@ -156,7 +156,7 @@ function residual(g: GraphBuilder, x: Value, y: Value, r: number): Value {
  */
 function block(ctx: Ctx, i: number, w: BlockWeights, x: Value, past: Value[], mode: Mode): { x: Value; present: Value[] } {
   const { g, c } = ctx;
-  const fused = ctx.tuning.rmsnorm !== 'ops';
+  const fused = fusedNorms(ctx.tuning);
   const r = scalarsOf(c).residual;
   return g.scope(`layers.${i}`, () => {
     const mix = (LAYERS[w.body.kind] as LayerBuilder<LayerKind>).mix;
@@ -190,7 +190,7 @@ function layersAndHead(ctx: Ctx, w: Weights, x0: Value, past: Value[][], mode: M
     out.push(...r.present);
   });
   if (lastOnly && !mode.step) x = op.Squeeze(g, op.Slice(g, x, [-1], [op.END], [1]), [1]); // [B,D]
-  let logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', x, w.normF, c.normEps, ctx.tuning.rmsnorm !== 'ops'), w.lmHead); // [B,(L,)V]
+  let logits = linear(ctx, 'lm_head', rmsNorm(g, 'norm_f', x, w.normF, c.normEps, fusedNorms(ctx.tuning)), w.lmHead); // [B,(L,)V]
   const divisor = scalarsOf(c).logitsDivisor;
   if (divisor !== 1) logits = op.Div(g, logits, g.constant('float32', [], [divisor])); // Granite's logits_scaling
   return [logits.rank === 2 ? op.Unsqueeze(g, logits, [1]) : logits, ...out];
@@ -203,7 +203,11 @@ export function buildMamba2Model(c0: Mamba2Config, store: TensorStore, opts: Bui
   const plan = opts.weights ?? FP32_PLAN;
   const quantized = plan.dtype === 'int8' || plan.dtype === 'int4';
   const contribStep = opts.tuning?.step !== 'ops' && (opts.paths ?? 'both') !== 'sequence';
-  const opsets = { ...form.opsets, ...(quantized || contribStep ? { [MS_DOMAIN]: 1 } : {}) };
+  const opsets = {
+    ...form.opsets,
+    ...(quantized || contribStep ? { [MS_DOMAIN]: 1 } : {}),
+    ...(fusedNorms(opts.tuning ?? {}) ? { [DEFAULT_DOMAIN]: RMS_NORMALIZATION_OPSET } : {}),
+  };
   const m = new ModelBuilder({
     name: hybridOf(c) ? 'mamba2-hybrid' : 'mamba2',
     opsets,

@@ -31,7 +31,7 @@ describe('tuning variants equal the default export', async () => {
   const variants: [string, { tuning?: Tuning; chunkSize?: number }][] = [
     ['segsum diff', { tuning: { segsum: 'diff' } }],
     ['conv node', { tuning: { conv: 'conv' } }],
-    ['standard-op rmsnorm', { tuning: { rmsnorm: 'ops' } }],
+    ['fused rmsnorm', { tuning: { rmsnorm: 'fused' } }],
     ['standard-op step', { tuning: { step: 'ops' } }],
     ['chunk size 4', { chunkSize: 4 }],
   ];
@@ -44,12 +44,15 @@ describe('tuning variants equal the default export', async () => {
       for (const k of Object.keys(want.step.states)) {
         expect(maxDiff(got.step.states[k]!.data as Float32Array, want.step.states[k]!.data as Float32Array).max, k).toBeLessThan(2e-5);
       }
-      if (name === 'standard-op rmsnorm') {
-        // default: block norms, gated norms (G = 2: per group) and the final norm fused, in both If branches
-        const fused = (await loadModelSummary(join(base.outDir, 'model.onnx'))).opCounts;
-        expect(fused['ai.onnx::SimplifiedLayerNormalization']).toBe(2 * (2 * base.meta.config.nLayer + 1));
-        const ops = (await loadModelSummary(join(v.outDir, 'model.onnx'))).opCounts;
-        expect(ops['ai.onnx::SimplifiedLayerNormalization']).toBeUndefined();
+      if (name === 'fused rmsnorm') {
+        // fused: block norms, gated norms (G = 2: per group) and the final norm as RMSNormalization in
+        // both If branches, ai.onnx 23 / IR 11; the default keeps standard ops at ai.onnx 21 / IR 10
+        const fused = await loadModelSummary(join(v.outDir, 'model.onnx'));
+        expect(fused.opCounts['ai.onnx::RMSNormalization']).toBe(2 * (2 * base.meta.config.nLayer + 1));
+        expect([fused.opsetImports[''], fused.irVersion]).toEqual([23, 11]);
+        const dflt = await loadModelSummary(join(base.outDir, 'model.onnx'));
+        expect(dflt.opCounts['ai.onnx::RMSNormalization']).toBeUndefined();
+        expect([dflt.opsetImports[''], dflt.irVersion]).toEqual([21, 10]);
       }
       if (name === 'standard-op step') {
         // default: the step branch's conv and SSD update as ORT contrib ops, one per layer; none with 'ops'

@@ -14,7 +14,7 @@
  */
 import type { DType } from '../onnx/dtype.js';
 import type { AttributeValue, FunctionIR, GraphIR, InitializerIR, ModelIR, NodeIR, TensorData, ValueInfoIR } from './ir.js';
-import { checkOpset, DEFAULT_OPSETS, type OpSchema, schemaKey } from './opset.js';
+import { checkOpset, DEFAULT_OPSETS, irVersionFor, type OpSchema, schemaKey } from './opset.js';
 import type { Shape } from './shape.js';
 import { checkShape } from './shape.js';
 import { type KnownTensor, tensorFromArray } from './tensor.js';
@@ -104,7 +104,7 @@ export class ModelBuilder {
 
   finish(): ModelIR {
     return {
-      irVersion: 10,
+      irVersion: irVersionFor(this.opsets),
       producerName: this.options.producerName ?? 'mamba2-onnx',
       producerVersion: this.options.producerVersion ?? '0',
       opsetImports: { ...this.opsets },

@@ -144,15 +144,17 @@ export function CumSum(g: GraphBuilder, x: Value, axis: number, opts: { exclusiv
 }
 
 /**
- * ONNX Runtime's SimplifiedLayerNormalization (default domain, ORT-specific, since 1): RMS
- * normalisation over the last axis times `scale`, statistics in float32.
+ * RMSNormalization (ai.onnx opset 23): x / sqrt(mean(x², last axis) + epsilon) · scale, statistics in
+ * float32 (stash_type 1). Normalises over the last axis only; `scale` is [last dim of x].
  */
-export function SimplifiedLayerNormalization(g: GraphBuilder, x: Value, scale: Value, epsilon: number): Value {
-  const name = g.nodeName('SimplifiedLayerNormalization');
+export function RMSNormalization(g: GraphBuilder, x: Value, scale: Value, epsilon: number): Value {
+  const name = g.nodeName('RMSNormalization');
+  if (!isFloat(x.dtype)) throw new ShapeError(name, x.name, 'a float tensor', x.dtype);
+  if (scale.dtype !== x.dtype) throw new ShapeError(name, scale.name, `dtype ${x.dtype} (as ${x.name})`, `dtype ${scale.dtype}`);
   if (scale.rank !== 1 || dimEquals(scale.shape[0]!, x.shape[x.rank - 1]!) === false) {
     throw new ShapeError(name, scale.name, `[${String(x.shape[x.rank - 1])}] (the last dim of ${x.name})`, fmtShape(scale.shape));
   }
-  return g.node('SimplifiedLayerNormalization', [x, scale], {
+  return g.node('RMSNormalization', [x, scale], {
     attrs: { axis: i(-1), epsilon: f(epsilon), stash_type: i(1) },
     outputs: [{ dtype: x.dtype, shape: x.shape }],
   })[0]!;

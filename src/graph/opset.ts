@@ -62,13 +62,13 @@ const OP_SCHEMAS: ReadonlyMap<string, OpSchema> = new Map<string, OpSchema>([
   ['ReduceMax', onnx(18)],
   ['ReduceMean', onnx(18)],
   ['ReduceSum', onnx(13)],
+  ['RMSNormalization', onnx(23)],
   ['Relu', onnx(14)],
   ['Reshape', onnx(21)],
   ['Scan', onnx(21)],
   ['Shape', onnx(21)],
   ['Sigmoid', onnx(13)],
   ['Sin', onnx(7)],
-  ['SimplifiedLayerNormalization', onnx(1)], // ORT-specific op in the default domain (see ops-math.ts)
   ['Size', onnx(21)],
   ['Slice', onnx(13)],
   ['Softmax', onnx(13)],
@@ -92,8 +92,24 @@ const OP_SCHEMAS: ReadonlyMap<string, OpSchema> = new Map<string, OpSchema>([
 
 export const schemaKey = (domain: string, op: string): string => (domain === DEFAULT_DOMAIN ? op : `${domain}::${op}`);
 
-/** Opset imports the exporter uses unless told otherwise. ORT 1.30 accepts up to 26. */
+/**
+ * Opset imports the builder uses unless told otherwise. ORT 1.30 accepts up to 26. A graph may declare
+ * ai.onnx 23 (RMSNormalization needs it): every op in the table keeps the semantics of its `since`
+ * version through 23 (opsets 22 and 23 only widened type lists).
+ */
 export const DEFAULT_OPSETS: Readonly<Record<string, number>> = { [DEFAULT_DOMAIN]: 21 };
+
+/** The ai.onnx opset of graphs with RMSNormalization (`export --rmsnorm fused`). */
+export const RMS_NORMALIZATION_OPSET = 23;
+
+/**
+ * The IR version a model declares: the lowest that admits its ai.onnx opset (onnx.helper.VERSION_TABLE:
+ * opset 21–22 → IR 10, 23 → IR 11, 24 → IR 12), so ONNX's checker and older runtimes accept it.
+ */
+export function irVersionFor(imports: Readonly<Record<string, number>>): number {
+  const v = imports[DEFAULT_DOMAIN] ?? 0;
+  return v >= 24 ? 12 : v >= 23 ? 11 : 10;
+}
 
 class OpsetError extends Error {
   constructor(node: string, detail: string) {
