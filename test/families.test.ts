@@ -94,6 +94,20 @@ for (const name of NAMES) {
       expect(worst).toBeLessThan(1e-5);
     });
 
+    it('a batch of two rows: 15 tokens, then the 16th as a single step, equals HF at the last position', async () => {
+      const cs = ref.cases[1]!; // 2 × 16
+      const V = run.meta.config.vocabSize;
+      const head = await run.forward(cs.input_ids.map((r) => r.slice(0, 15)));
+      const step = await run.forward(
+        cs.input_ids.map((r) => [r[15]!]),
+        head.states,
+      );
+      const want = cs.logits.flatMap((row) => row[15]!);
+      const d = maxDiff(step.logits, want);
+      expect(step.logits.length).toBe(2 * V);
+      expect(d.max, `max|Δ| at ${d.at}`).toBeLessThanOrEqual(1e-4);
+    });
+
     it("the runtime's generate() reproduces HF's greedy ids", async () => {
       const m = await Mamba2Model.load(dir('chunked'));
       try {

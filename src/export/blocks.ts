@@ -41,6 +41,12 @@ export interface Tuning {
    * (for runtimes other than ONNX Runtime).
    */
   step?: 'ops' | 'contrib';
+  /**
+   * The single-token step of a mixture of experts (moe.ts): 'gather' (default) reads only the k
+   * chosen experts' weights (dense fp32/fp16 weights; int8/int4 always run 'all'); 'all' runs every
+   * expert masked by the router weights, as the sequence path does.
+   */
+  moeStep?: 'gather' | 'all';
 }
 
 /** What graph code needs besides the builder: the config and, for [B,L,·] tensors, [B,L] as a tensor. */

@@ -95,16 +95,21 @@ const keySource = (store: TensorStore, key: string): Source => ({
 
 /**
  * All experts of a layer as one matrix (docs/model.md §1.5), so that one product serves every
- * expert: 'rows' stacks each expert's [R, C] up projection into [E·R, C] (a fused [E, R, C] tensor
- * already is that, byte for byte); 'cols' puts each expert's [C, F] down projection side by side,
- * [C, E·F], so that the weighted hidden states of all experts, concatenated, go through one product.
+ * expert and one Gather of whole rows picks the chosen ones:
+ *   'rows'   each expert's [R, C] (up) stacked into [E·R, C] (a fused [E, R, C] tensor already is
+ *            that, byte for byte);
+ *   'rowsT'  each expert's [C, F] (down) transposed and stacked, [E·F, C]: the weighted hidden
+ *            states of all experts, concatenated, times this matrix (dense storage);
+ *   'cols'   the same experts side by side, [C, E·F], the [N, K] layout MatMulNBits needs (int8/int4).
  */
-function stackSource(store: TensorStore, s: ExpertStack, E: number, layout: 'rows' | 'cols'): Source {
+export type StackLayout = 'rows' | 'rowsT' | 'cols';
+
+function stackSource(store: TensorStore, s: ExpertStack, E: number, layout: StackLayout): Source {
   const first = infoOf(store, s.parts[0]!);
   const [rows, cols] = (s.parts.length === 1 ? first.slice(1) : first) as [number, number];
   return {
     label: `the stacked experts '${s.name}'`,
-    shape: layout === 'rows' ? [E * rows, cols] : [rows, E * cols],
+    shape: layout === 'rows' ? [E * rows, cols] : layout === 'rowsT' ? [E * cols, rows] : [rows, E * cols],
     async read() {
       const per = rows * cols;
       const parts =
@@ -114,7 +119,8 @@ function stackSource(store: TensorStore, s: ExpertStack, E: number, layout: 'row
       const out = new Float32Array(E * per);
       parts.forEach((p, e) => {
         if (layout === 'rows') out.set(p, e * per);
-        else for (let r = 0; r < rows; r++) out.set(p.subarray(r * cols, (r + 1) * cols), r * E * cols + e * cols);
+        else if (layout === 'cols') for (let r = 0; r < rows; r++) out.set(p.subarray(r * cols, (r + 1) * cols), r * E * cols + e * cols);
+        else for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[(e * cols + c) * rows + r] = p[r * cols + c]!;
       });
       return out;
     },
@@ -180,8 +186,11 @@ export interface Declarer {
   opt(key: string | undefined): Value | undefined;
   /** A projection: float32, float16 or MatMulNBits per the plan. */
   proj(key: string): LinearWeight;
-  /** All experts' projections of a layer as one projection (stackSource), stored per the plan. */
-  experts(s: ExpertStack, nExperts: number, layout: 'rows' | 'cols'): LinearWeight;
+  /**
+   * All experts' up or down projections of a layer as one matrix (stackSource), stored per the plan;
+   * `transposed`: a dense down projection is [E·F, Din] ('rowsT'), a quantized one [Din, E·F].
+   */
+  experts(s: ExpertStack, nExperts: number, part: 'up' | 'down'): { w: LinearWeight; transposed: boolean };
 }
 
 function weightDeclarer(g: GraphBuilder, store: TensorStore, plan: WeightPlan): Declarer {
@@ -206,7 +215,10 @@ function weightDeclarer(g: GraphBuilder, store: TensorStore, plan: WeightPlan): 
     };
   };
   const proj = (key: string): LinearWeight => projFrom(key, keySource(store, key));
-  const experts = (s: ExpertStack, E: number, layout: 'rows' | 'cols'): LinearWeight => projFrom(s.name, stackSource(store, s, E, layout));
+  const experts = (s: ExpertStack, E: number, part: 'up' | 'down'): { w: LinearWeight; transposed: boolean } => {
+    const layout: StackLayout = part === 'up' ? 'rows' : bits ? 'cols' : 'rowsT';
+    return { w: projFrom(s.name, stackSource(store, s, E, layout)), transposed: layout === 'rowsT' };
+  };
   return { init, opt, proj, experts };
 }
 

@@ -238,6 +238,15 @@ export function TopK(g: GraphBuilder, x: Value, k: number, axis = -1): { values:
   return { values: values!, indices: indices! };
 }
 
+/** GatherElements-13: out[i][j] = data[i][indices[i][j]] along `axis` (indices of the output's shape). */
+export function GatherElements(g: GraphBuilder, data: Value, indices: Value, axis = -1): Value {
+  const name = g.nodeName('GatherElements');
+  if (indices.dtype !== 'int64') throw new ShapeError(name, indices.name, 'int64 indices', indices.dtype);
+  if (indices.rank !== data.rank) throw new ShapeError(name, indices.name, `rank ${data.rank} (as ${data.name})`, fmtShape(indices.shape));
+  const a = normAxis(axis, data.rank, name, data.name);
+  return g.node('GatherElements', [data, indices], { attrs: { axis: int(a) }, outputs: [{ dtype: data.dtype, shape: indices.shape }] })[0]!;
+}
+
 /** Range(start, limit, delta) of scalars; `length` names the resulting dim. */
 export function Range(g: GraphBuilder, start: Value, limit: Value, delta: Value, length: Dim): Value {
   return g.node('Range', [start, limit, delta], { outputs: [{ dtype: start.dtype, shape: [length] }] })[0]!;

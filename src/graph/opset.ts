@@ -39,6 +39,7 @@ const OP_SCHEMAS: ReadonlyMap<string, OpSchema> = new Map<string, OpSchema>([
   ['Exp', onnx(13)],
   ['Expand', onnx(13)],
   ['Gather', onnx(13)],
+  ['GatherElements', onnx(13)],
   ['Gemm', onnx(13)],
   ['Greater', onnx(13)],
   ['GreaterOrEqual', onnx(16)],
